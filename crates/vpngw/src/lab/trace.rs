@@ -1,0 +1,152 @@
+//! `vpngw lab trace`: the path the fabric's tables predict, hop by hop, checked against the
+//! path real packets take.
+//!
+//! The model is [`Fabric::walk`]. The packets are TTL-limited ICMP echoes sent from inside
+//! the source node: the probe with TTL `k` is answered by the `k`-th node on the real path,
+//! from the address of the interface it arrived on. Each hop of the model must be the node
+//! that answered; any difference is printed as a disagreement and fails the command.
+
+use std::net::IpAddr;
+
+use anyhow::Result;
+use fabric::{Fabric, Outcome, Walk};
+use serde::Serialize;
+
+use super::{
+    probe::{v4, Answer, Prober},
+    Lab,
+};
+use crate::output;
+
+/// One direction of a trace: the model's walk and what the packets said at each hop.
+#[derive(Debug, Serialize)]
+pub(crate) struct Direction {
+    pub(crate) walk: Walk,
+    /// One per hop after the source (TTL = index + 1).
+    pub(crate) checks: Vec<Check>,
+    pub(crate) agrees: bool,
+}
+
+/// What a hop's probe was expected to bring back, and what it did.
+#[derive(Debug, Serialize)]
+pub(crate) struct Check {
+    pub(crate) ttl: u8,
+    pub(crate) expected: String,
+    pub(crate) observed: String,
+    pub(crate) agrees: bool,
+}
+
+/// Traces `from` → `to` and, when `to` is a lab node, the way back.
+pub(crate) fn run(lab: &Lab, fabric: &Fabric, from: &str, to: &str) -> Result<Vec<Direction>> {
+    let (dst, dst_node) = Lab::resolve(fabric, to)?;
+    let (src_addr, _) = Lab::resolve(fabric, from)?;
+    if fabric.node(from).is_none() {
+        anyhow::bail!("{}", super::unknown_node(fabric, from));
+    }
+    let mut out = vec![direction(lab, fabric, from, dst)?];
+    if let Some(back) = dst_node {
+        out.push(direction(lab, fabric, &back, src_addr)?);
+    }
+    Ok(out)
+}
+
+fn direction(lab: &Lab, fabric: &Fabric, from: &str, dst: IpAddr) -> Result<Direction> {
+    let walk = fabric.walk(from, dst);
+    let prober = Prober::open(&lab.ns(from))?;
+    let forwarded = walk.hops.len().saturating_sub(1);
+    // Probe a little past the model's end so a longer real path shows up too.
+    let max_ttl = u8::try_from(forwarded + 2).unwrap_or(u8::MAX).min(34);
+    let answers = prober.hops(v4(dst)?, max_ttl)?;
+    let delivered = matches!(walk.outcome, Outcome::Delivered);
+
+    let mut checks = Vec::new();
+    for (i, answer) in answers.iter().enumerate() {
+        let ttl = (i + 1) as u8;
+        let hop = walk.hops.get(i + 1);
+        let last = i + 1 == forwarded;
+        let (expected, agrees) = match hop {
+            Some(_) if last && delivered => {
+                (format!("echo reply from {dst}"), matches!(answer, Some(Answer::Echo { from }) if IpAddr::V4(*from) == dst))
+            }
+            Some(h) => {
+                let want = h.in_addr;
+                let ok = matches!(answer, Some(Answer::TimeExceeded { from }) if Some(IpAddr::V4(*from)) == want);
+                let at = want.map_or_else(|| "?".to_owned(), |a| a.to_string());
+                (format!("time exceeded from {} ({at})", h.node), ok)
+            }
+            // Past the model's last hop: a delivered walk's destination keeps answering;
+            // an undelivered one must not be answered by the destination at all.
+            None if delivered => {
+                (format!("echo reply from {dst}"), matches!(answer, Some(Answer::Echo { from }) if IpAddr::V4(*from) == dst))
+            }
+            None => ("no echo reply".to_owned(), !matches!(answer, Some(Answer::Echo { .. }))),
+        };
+        checks.push(Check { ttl, expected, observed: describe(*answer), agrees });
+    }
+    let agrees = checks.iter().all(|c| c.agrees);
+    Ok(Direction { walk, checks, agrees })
+}
+
+fn describe(a: Option<Answer>) -> String {
+    match a {
+        None => "no answer".to_owned(),
+        Some(Answer::Echo { from }) => format!("echo reply from {from}"),
+        Some(Answer::TimeExceeded { from }) => format!("time exceeded from {from}"),
+        Some(Answer::Unreachable { from, code }) => format!("unreachable (code {code}) from {from}"),
+    }
+}
+
+/// The human form: one table per direction.
+pub(crate) fn render(dirs: &[Direction]) -> String {
+    let mut s = String::new();
+    for d in dirs {
+        let w = &d.walk;
+        let verdict = if d.agrees { "packets agree" } else { "PACKETS DISAGREE" };
+        s.push_str(&format!("{} → {} ({}): {} — {verdict}\n", w.from, w.dst, hops_word(w), w.outcome));
+        let mut rows = Vec::new();
+        for (i, h) in w.hops.iter().enumerate() {
+            let arrived = match (&h.in_iface, h.in_addr) {
+                (Some(i), Some(a)) => format!("{i} ({a})"),
+                (Some(i), None) => i.clone(),
+                _ => "-".to_owned(),
+            };
+            let matched = h.matched.as_ref().map_or_else(
+                || "local delivery".to_owned(),
+                |r| format!("{} {} [{}]", r.prefix, r.next_hop, r.source),
+            );
+            let check = match i.checked_sub(1).and_then(|k| d.checks.get(k)) {
+                None => "-".to_owned(),
+                Some(c) if c.agrees => format!("ok: {} (ttl {})", c.observed, c.ttl),
+                Some(c) => format!("DISAGREE: expected {}, got {} (ttl {})", c.expected, c.observed, c.ttl),
+            };
+            rows.push(vec![
+                i.to_string(),
+                h.node.clone(),
+                arrived,
+                matched,
+                h.out_iface.clone().unwrap_or_else(|| "-".to_owned()),
+                check,
+            ]);
+        }
+        for c in d.checks.iter().skip(w.hops.len().saturating_sub(1)).filter(|c| !c.agrees) {
+            rows.push(vec![
+                c.ttl.to_string(),
+                "?".into(),
+                "-".into(),
+                "(beyond the model's path)".into(),
+                "-".into(),
+                format!("DISAGREE: expected {}, got {}", c.expected, c.observed),
+            ]);
+        }
+        s.push_str(&output::table(&["hop", "node", "arrived on", "route matched", "out", "packets"], &rows));
+        s.push('\n');
+    }
+    s
+}
+
+fn hops_word(w: &Walk) -> String {
+    match w.hops.len().saturating_sub(1) {
+        1 => "1 hop".to_owned(),
+        n => format!("{n} hops"),
+    }
+}

@@ -1,0 +1,383 @@
+//! `vpngw`: the private IPsec VPN gateway's binary — today the seed's lab and its fabric
+//! controller; the gateway daemon, its CLI and REST API grow here (issues 4–7).
+//!
+//! This crate owns all I/O: processes, sockets, namespaces, the kernel's routes. Protocol and
+//! routing logic live in the pure crates (`rib`, `fabric`, `esp`), which it only drives.
+
+mod api;
+mod lab;
+mod output;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use fabric::{Fabric, FabricConfig, Method};
+use ipnet::IpNet;
+
+use crate::lab::{controller, Lab, Up};
+
+/// Private IPsec VPN gateway for encrypting a private line (data center ↔ cloud VPC).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The seed's topology in network namespaces on this machine (needs root and iproute2).
+    Lab {
+        /// Lab instance name; namespaces are called NAME-NODE.
+        #[arg(long, global = true, env = "VPNGW_LAB", default_value = "vpngw")]
+        name: String,
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Bring the lab up: namespaces, links, addresses, routes and the fabric controller.
+    Up {
+        /// Fabric description (TOML); defaults to the built-in lab (see `vpngw lab config`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Routing method of the seed: 1 (static/static), 2 (static VBR, BGP VPN gateway),
+        /// 3 (BGP/BGP).
+        #[arg(long, value_parser = parse_method)]
+        method: Option<Method>,
+    },
+    /// Take the lab down; also cleans up after a crash or an interrupted `up`.
+    Down,
+    /// Show whether the lab is up, its nodes and its published routes.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a node's namespace.
+    Exec {
+        node: String,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Route tables held by the fabric controller (all nodes, or one).
+    Routes {
+        node: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The hop-by-hop path both ways, from the tables, checked against real packets.
+    Trace {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send ICMP echo requests from one node to another (node name or address).
+    Probe {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value_t = 3)]
+        count: u16,
+    },
+    /// Publish a route from a VPN gateway into its VPC's table.
+    Publish { gateway: String, prefix: IpNet },
+    /// Withdraw a route a VPN gateway published.
+    Withdraw { gateway: String, prefix: IpNet },
+    /// Print the built-in fabric description (a starting point for `up --config`).
+    Config,
+    /// Validate a fabric description without bringing anything up.
+    Check { file: PathBuf },
+    /// The seed's scenario, end to end: up, reachability, the walk both ways, down.
+    Demo {
+        #[arg(long, value_parser = parse_method)]
+        method: Option<Method>,
+    },
+    /// Run the fabric controller in the foreground (started by `up`).
+    #[command(hide = true)]
+    Controller,
+}
+
+fn parse_method(s: &str) -> Result<Method, String> {
+    match s {
+        "1" => Ok(Method::One),
+        "2" => Ok(Method::Two),
+        "3" => Ok(Method::Three),
+        _ => Err(format!("{s:?}: the seed has methods 1, 2 and 3")),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vpngw: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Lab { name, command } => lab_command(&Lab::new(&name)?, command),
+    }
+}
+
+fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
+    match command {
+        LabCommand::Up { config, method } => {
+            let cfg = fabric_config(config.as_deref(), method)?;
+            match lab.up(cfg)? {
+                Up::Created => println!(
+                    "lab {} is up; try `vpngw lab --name {} trace --from client --to ecs`",
+                    lab.name, lab.name
+                ),
+                Up::AlreadyUp => println!("lab {} is already up; nothing changed", lab.name),
+                Up::ControllerRestarted => {
+                    println!("lab {} is up; its fabric controller was not running and was restarted", lab.name)
+                }
+            }
+        }
+        LabCommand::Down => {
+            let removed = lab.down()?;
+            if removed.is_empty() {
+                println!("lab {} was not up; nothing to remove", lab.name);
+            } else {
+                println!("lab {} is down; removed {}", lab.name, removed.join(", "));
+            }
+        }
+        LabCommand::Status { json } => return status(lab, json),
+        LabCommand::Exec { node, cmd } => {
+            lab::preflight()?;
+            let fabric = running_fabric(lab)?;
+            if fabric.node(&node).is_none() {
+                anyhow::bail!("{}", lab::unknown_node(&fabric, &node));
+            }
+            let status = std::process::Command::new("ip")
+                .args(["netns", "exec", &lab.ns(&node)])
+                .args(&cmd)
+                .status()
+                .context("running ip netns exec")?;
+            return Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8));
+        }
+        LabCommand::Routes { node, json } => routes(lab, node.as_deref(), json)?,
+        LabCommand::Trace { from, to, json } => return trace(lab, &from, &to, json),
+        LabCommand::Probe { from, to, count } => return probe(lab, &from, &to, count),
+        LabCommand::Publish { gateway, prefix } => {
+            let a: controller::Applied = api::post(
+                &lab.socket_path(),
+                "/v1/publish",
+                &controller::Publication { gateway: gateway.clone(), prefix },
+            )?;
+            report_write("published", &gateway, prefix, &a);
+        }
+        LabCommand::Withdraw { gateway, prefix } => {
+            let a: controller::Applied = api::post(
+                &lab.socket_path(),
+                "/v1/withdraw",
+                &controller::Publication { gateway: gateway.clone(), prefix },
+            )?;
+            report_write("withdrawn", &gateway, prefix, &a);
+        }
+        LabCommand::Config => print!("{}", fabric::DEFAULT_TOML),
+        LabCommand::Check { file } => {
+            let cfg = fabric_config(Some(&file), None)?;
+            let fabric = Fabric::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{}: ok (method {}, {} nodes, {} links)",
+                file.display(),
+                fabric.method(),
+                fabric.nodes().len(),
+                fabric.links().len()
+            );
+        }
+        LabCommand::Demo { method } => return demo(lab, method),
+        LabCommand::Controller => controller::run(lab.clone())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_write(what: &str, gateway: &str, prefix: IpNet, a: &controller::Applied) {
+    if a.changed {
+        println!("{prefix} {what} by {gateway}; kernels updated in {:.1} ms", a.applied_ms);
+    } else {
+        println!("{prefix} was already {what} by {gateway}; nothing changed");
+    }
+}
+
+fn fabric_config(file: Option<&std::path::Path>, method: Option<Method>) -> Result<FabricConfig> {
+    let cfg = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            FabricConfig::from_toml(&path.display().to_string(), &text).map_err(|e| anyhow::anyhow!("{e}"))?
+        }
+        None => FabricConfig::default(),
+    };
+    Ok(match method {
+        Some(m) => cfg.with_method(m),
+        None => cfg,
+    })
+}
+
+/// The controller's fabric, rebuilt from its state: the same tables it programs.
+fn running_fabric(lab: &Lab) -> Result<Fabric> {
+    let st: controller::FabricState = api::get(&lab.socket_path(), "/v1/state")
+        .with_context(|| format!("lab {} is not up (no fabric controller)", lab.name))?;
+    let cfg = FabricConfig::from_toml("controller state", &st.config_toml).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut fabric = Fabric::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for p in st.published {
+        fabric.publish(&p.gateway, p.prefix)?;
+    }
+    Ok(fabric)
+}
+
+fn status(lab: &Lab, json: bool) -> Result<ExitCode> {
+    lab::preflight()?;
+    let st = api::get::<controller::Status>(&lab.socket_path(), "/v1/status").ok();
+    let expected: Vec<String> = match &st {
+        Some(s) => s.nodes.clone(),
+        None => lab
+            .load_config()
+            .ok()
+            .and_then(|c| Fabric::new(c).ok())
+            .map(|f| f.nodes().iter().map(|n| n.name.clone()).collect())
+            .unwrap_or_default(),
+    };
+    let present: Vec<(String, bool)> =
+        expected.iter().map(|n| (n.clone(), lab::netns::exists(&lab.ns(n)))).collect();
+    let all_present = !present.is_empty() && present.iter().all(|(_, p)| *p);
+    let state = match (&st, all_present) {
+        (Some(_), true) => "up",
+        (None, _) if present.iter().all(|(_, p)| !*p) && !lab.state_dir.exists() => "down",
+        _ => "partial",
+    };
+    if json {
+        let v = serde_json::json!({
+            "lab": lab.name,
+            "state": state,
+            "controller": st,
+            "namespaces": present.iter().map(|(n, p)| serde_json::json!({"node": n, "namespace": lab.ns(n), "present": p})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("lab {}: {state}", lab.name);
+        if let Some(s) = &st {
+            println!("controller: pid {}, socket {}", s.pid, lab.socket_path().display());
+            println!("method: {}", s.method);
+            let rows: Vec<Vec<String>> = present
+                .iter()
+                .map(|(n, p)| vec![n.clone(), lab.ns(n), if *p { "present" } else { "MISSING" }.to_owned()])
+                .collect();
+            print!("{}", output::table(&["node", "namespace", "state"], &rows));
+            if s.published.is_empty() {
+                println!("published routes: none");
+            } else {
+                for p in &s.published {
+                    println!("published: {} by {}", p.prefix, p.gateway);
+                }
+            }
+        } else if state == "partial" {
+            println!("run `vpngw lab --name {} down` to clean up", lab.name);
+        }
+    }
+    Ok(match state {
+        "up" => ExitCode::SUCCESS,
+        "down" => ExitCode::from(3),
+        _ => ExitCode::FAILURE,
+    })
+}
+
+fn routes(lab: &Lab, node: Option<&str>, json: bool) -> Result<()> {
+    let path = match node {
+        Some(n) => format!("/v1/routes?node={n}"),
+        None => "/v1/routes".to_owned(),
+    };
+    let tables: Vec<controller::NodeRoutes> =
+        api::get(&lab.socket_path(), &path).with_context(|| format!("reading routes from lab {}", lab.name))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&tables)?);
+        return Ok(());
+    }
+    for t in &tables {
+        println!("{}:", t.node);
+        let rows: Vec<Vec<String>> = t
+            .routes
+            .iter()
+            .map(|r| {
+                vec![
+                    if r.selected { "*" } else { " " }.to_owned(),
+                    r.route.prefix.to_string(),
+                    r.route.next_hop.to_string(),
+                    r.route.source.to_string(),
+                    r.route.preference.to_string(),
+                    r.route.weight.to_string(),
+                ]
+            })
+            .collect();
+        let table = output::table(&["", "prefix", "next hop", "source", "pref", "weight"], &rows);
+        for l in table.lines() {
+            println!("  {l}");
+        }
+    }
+    println!("(* = selected: lowest preference, then highest weight; ties share traffic)");
+    Ok(())
+}
+
+fn trace(lab: &Lab, from: &str, to: &str, json: bool) -> Result<ExitCode> {
+    lab::preflight()?;
+    let fabric = running_fabric(lab)?;
+    let dirs = lab::trace::run(lab, &fabric, from, to)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&dirs)?);
+    } else {
+        print!("{}", lab::trace::render(&dirs));
+    }
+    Ok(if dirs.iter().all(|d| d.agrees) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn probe(lab: &Lab, from: &str, to: &str, count: u16) -> Result<ExitCode> {
+    lab::preflight()?;
+    let fabric = running_fabric(lab)?;
+    if fabric.node(from).is_none() {
+        anyhow::bail!("{}", lab::unknown_node(&fabric, from));
+    }
+    let (dst, _) = Lab::resolve(&fabric, to)?;
+    let prober = lab::probe::Prober::open(&lab.ns(from))?;
+    let answered = prober.ping(lab::probe::v4(dst)?, count, Duration::from_millis(200))?;
+    println!("{from} → {to} ({dst}): {answered}/{count} echo replies");
+    Ok(if answered == count { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn demo(lab: &Lab, method: Option<Method>) -> Result<ExitCode> {
+    let cfg = fabric_config(None, method)?;
+    println!("== bringing up lab {} (method {})", lab.name, cfg.method());
+    if lab.up(cfg)? != Up::Created {
+        println!("(it was already up)");
+    }
+    let result = (|| -> Result<bool> {
+        println!("\n== the VPC's route table (no tunnel yet: traffic to the data center crosses the line, unencrypted)");
+        routes(lab, Some("vpc"), false)?;
+        println!("\n== a packet from client to ecs and back");
+        let ok_probe = probe(lab, "client", "ecs", 5)? == ExitCode::SUCCESS;
+        println!("\n== the walk, both ways, checked against real packets");
+        let ok_trace = trace(lab, "client", "ecs", false)? == ExitCode::SUCCESS;
+        Ok(ok_probe && ok_trace)
+    })();
+    println!("== taking lab {} down", lab.name);
+    lab.down()?;
+    Ok(if result? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

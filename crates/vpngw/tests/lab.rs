@@ -1,0 +1,230 @@
+//! The lab against the real kernel: namespaces, veths, routes and ICMP probes.
+//!
+//! These need root and iproute2, so they are `#[ignore]`d in a plain `cargo test`;
+//! `scripts/test.sh` (the README's test command, run by CI as root) runs them. Each test uses
+//! its own lab name, hence its own namespaces, so they run in parallel.
+
+use std::{
+    path::Path,
+    process::{Command, Output, Stdio},
+    thread,
+    time::Duration,
+};
+
+const VPNGW: &str = env!("CARGO_BIN_EXE_vpngw");
+
+fn vpngw(lab: &str, args: &[&str]) -> Output {
+    Command::new(VPNGW)
+        .args(["lab", "--name", lab])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running vpngw")
+}
+
+fn ok(lab: &str, args: &[&str]) -> String {
+    let out = vpngw(lab, args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "vpngw lab {args:?} failed:\nstdout:\n{text}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn err(lab: &str, args: &[&str]) -> String {
+    let out = vpngw(lab, args);
+    assert!(!out.status.success(), "vpngw lab {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Namespaces of this lab still on the machine.
+fn namespaces(lab: &str) -> Vec<String> {
+    let prefix = format!("{lab}-");
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn controller_pids(lab: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if args.contains(&b"controller".as_slice()) && args.contains(&lab.as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn assert_gone(lab: &str) {
+    assert_eq!(namespaces(lab), Vec::<String>::new(), "namespaces left behind");
+    assert_eq!(controller_pids(lab), Vec::<u32>::new(), "controller left running");
+    assert!(!Path::new("/run/vpngw-lab").join(lab).exists(), "state directory left behind");
+}
+
+fn kernel_route(ns: &str, prefix: &str) -> String {
+    let out = Command::new("ip").args(["-n", ns, "route", "show", prefix]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Takes the lab down when a test ends, pass or fail.
+struct Down<'a>(&'a str);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = vpngw(self.0, &["down"]);
+    }
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn up_reaches_ecs_and_down_leaves_nothing() {
+    let lab = "vt-reach";
+    let _down = Down(lab);
+    let _ = vpngw(lab, &["down"]);
+    ok(lab, &["up"]);
+    assert_eq!(namespaces(lab).len(), 7);
+    let pids = controller_pids(lab);
+    assert_eq!(pids.len(), 1);
+
+    let out = ok(lab, &["probe", "--from", "client", "--to", "ecs", "--count", "3"]);
+    assert!(out.contains("3/3 echo replies"), "{out}");
+    ok(lab, &["probe", "--from", "ecs", "--to", "client", "--count", "3"]);
+
+    // A second `up` changes nothing.
+    let again = ok(lab, &["up"]);
+    assert!(again.contains("already up"), "{again}");
+    assert_eq!(controller_pids(lab), pids);
+
+    ok(lab, &["status"]);
+    ok(lab, &["down"]);
+    assert_gone(lab);
+    assert_eq!(vpngw(lab, &["status"]).status.code(), Some(3), "status of a down lab");
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn interrupted_up_is_cleaned_by_down() {
+    for (i, after_ms) in [30u64, 120, 400].into_iter().enumerate() {
+        let lab = format!("vt-int{i}");
+        let _down = Down(&lab);
+        let _ = vpngw(&lab, &["down"]);
+        let mut up = Command::new(VPNGW)
+            .args(["lab", "--name", &lab, "up"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        thread::sleep(Duration::from_millis(after_ms));
+        let _ = up.kill();
+        let _ = up.wait();
+        ok(&lab, &["down"]);
+        assert_gone(&lab);
+    }
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn trace_agrees_with_packets_both_ways() {
+    let lab = "vt-trace";
+    let _down = Down(lab);
+    let _ = vpngw(lab, &["down"]);
+    ok(lab, &["up"]);
+    let out = ok(lab, &["trace", "--from", "client", "--to", "ecs", "--json"]);
+    let dirs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let dirs = dirs.as_array().unwrap();
+    assert_eq!(dirs.len(), 2, "both directions");
+    let nodes = |d: &serde_json::Value| -> Vec<String> {
+        d["walk"]["hops"].as_array().unwrap().iter().map(|h| h["node"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(nodes(&dirs[0]), ["client", "onprem-gw", "vbr", "cen", "vpc", "ecs"]);
+    assert_eq!(nodes(&dirs[1]), ["ecs", "vpc", "cen", "vbr", "onprem-gw", "client"]);
+    for d in dirs {
+        assert_eq!(d["agrees"], true, "{d:#}");
+    }
+    // The human form says so too.
+    let text = ok(lab, &["trace", "--from", "client", "--to", "ecs"]);
+    assert!(text.contains("packets agree") && !text.contains("DISAGREE"), "{text}");
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn trace_reports_a_kernel_that_disagrees_with_the_model() {
+    let lab = "vt-dis";
+    let _down = Down(lab);
+    let _ = vpngw(lab, &["down"]);
+    ok(lab, &["up"]);
+    // Behind the controller's back: the VBR loses its route toward the VPC.
+    let st = Command::new("ip").args(["-n", "vt-dis-vbr", "route", "del", "172.16.0.0/16"]).status().unwrap();
+    assert!(st.success());
+    let out = vpngw(lab, &["trace", "--from", "client", "--to", "ecs"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("DISAGREE"), "{text}");
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn publication_reaches_the_vpc_kernel_and_survives_a_controller_restart() {
+    let lab = "vt-pub";
+    let _down = Down(lab);
+    let _ = vpngw(lab, &["down"]);
+    ok(lab, &["up"]);
+    let vpc = "vt-pub-vpc";
+    assert!(kernel_route(vpc, "192.168.10.0/24").contains("via 100.64.0.5"), "CEN route before");
+
+    let out = ok(lab, &["publish", "vpngw", "192.168.10.0/24"]);
+    assert!(out.contains("kernels updated"), "{out}");
+    // The write returns once the kernel has it.
+    assert!(kernel_route(vpc, "192.168.10.0/24").contains("via 172.16.1.2"));
+    let routes = ok(lab, &["routes", "vpc"]);
+    assert!(routes.contains("published by vpngw"), "{routes}");
+
+    // A rejected request changes nothing.
+    let e = err(lab, &["publish", "vpngw", "172.16.9.0/24"]);
+    assert!(e.contains("172.16.0.0/16"), "{e}");
+    let e = err(lab, &["publish", "nosuchgw", "10.9.0.0/16"]);
+    assert!(e.contains("nosuchgw"), "{e}");
+    assert!(kernel_route(vpc, "172.16.9.0/24").is_empty());
+
+    // Kill the controller; `up` restarts it and the publication is still there.
+    for pid in controller_pids(lab) {
+        Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    }
+    thread::sleep(Duration::from_millis(100));
+    let out = ok(lab, &["up"]);
+    assert!(out.contains("restarted"), "{out}");
+    let st = ok(lab, &["status"]);
+    assert!(st.contains("192.168.10.0/24 by vpngw"), "{st}");
+    assert!(kernel_route(vpc, "192.168.10.0/24").contains("via 172.16.1.2"));
+
+    ok(lab, &["withdraw", "vpngw", "192.168.10.0/24"]);
+    assert!(kernel_route(vpc, "192.168.10.0/24").contains("via 100.64.0.5"), "CEN route restored");
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn forbidden_method_is_refused_and_creates_nothing() {
+    let lab = "vt-forbid";
+    let _down = Down(lab);
+    let dir = std::env::temp_dir().join("vpngw-test-forbidden");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("fabric.toml");
+    let cfg = ok(lab, &["config"]);
+    assert!(cfg.contains("\nmethod = 1\n"), "the default file sets the method");
+    let cfg = cfg.replacen("\nmethod = 1\n", "\nvbr = \"bgp\"\nvpn_gateway = \"static\"\n", 1);
+    std::fs::write(&file, cfg).unwrap();
+    let e = err(lab, &["up", "--config", file.to_str().unwrap()]);
+    assert!(e.contains("routing.vbr") && e.contains("routing.vpn_gateway"), "{e}");
+    assert_gone(lab);
+    let e = err(lab, &["check", file.to_str().unwrap()]);
+    assert!(e.contains("fabric.toml"), "names the file: {e}");
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Every test of vpngw: unit, property and integration tests of all crates, then the tests that
+# need root (the lab's network namespaces). Run as root: `sudo -E scripts/test.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/test.sh: the lab tests create network namespaces; run as root (sudo -E $0)" >&2
+  exit 1
+fi
+for tool in ip cargo; do
+  command -v "$tool" >/dev/null || { echo "scripts/test.sh: '$tool' not found (see README: Requirements)" >&2; exit 1; }
+done
+
+echo "== unit, property and integration tests (no root needed)"
+cargo test --workspace --all-targets --locked
+
+echo "== lab tests against the kernel (root)"
+cargo test -p vpngw --test lab --locked -- --ignored --test-threads 4
