@@ -17,7 +17,11 @@ pub(crate) fn get<T: DeserializeOwned>(socket: &Path, path: &str) -> Result<T> {
 }
 
 /// `POST path` with a JSON body, decoding a JSON answer.
-pub(crate) fn post<B: Serialize, T: DeserializeOwned>(socket: &Path, path: &str, body: &B) -> Result<T> {
+pub(crate) fn post<B: Serialize, T: DeserializeOwned>(
+    socket: &Path,
+    path: &str,
+    body: &B,
+) -> Result<T> {
     request(socket, Method::POST, path, Some(body))
 }
 
@@ -27,12 +31,15 @@ fn request<B: Serialize, T: DeserializeOwned>(
     path: &str,
     body: Option<&B>,
 ) -> Result<T> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let stream = UnixStream::connect(socket)
             .await
             .with_context(|| format!("connecting to {}", socket.display()))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
         let body = match body {
             Some(b) => Full::new(Bytes::from(serde_json::to_vec(b)?)),

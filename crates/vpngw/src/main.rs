@@ -146,9 +146,12 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
                     "lab {} is up; try `vpngw lab --name {} trace --from client --to ecs`",
                     lab.name, lab.name
                 ),
-                Up::AlreadyUp => println!("lab {} is already up; nothing changed", lab.name),
+                Up::Unchanged => println!("lab {} is already up; nothing changed", lab.name),
                 Up::ControllerRestarted => {
-                    println!("lab {} is up; its fabric controller was not running and was restarted", lab.name)
+                    println!(
+                        "lab {} is up; its fabric controller was not running and was restarted",
+                        lab.name
+                    )
                 }
             }
         }
@@ -172,7 +175,9 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
                 .args(&cmd)
                 .status()
                 .context("running ip netns exec")?;
-            return Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8));
+            return Ok(ExitCode::from(
+                status.code().unwrap_or(1).clamp(0, 255) as u8
+            ));
         }
         LabCommand::Routes { node, json } => routes(lab, node.as_deref(), json)?,
         LabCommand::Trace { from, to, json } => return trace(lab, &from, &to, json),
@@ -181,7 +186,10 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
             let a: controller::Applied = api::post(
                 &lab.socket_path(),
                 "/v1/publish",
-                &controller::Publication { gateway: gateway.clone(), prefix },
+                &controller::Publication {
+                    gateway: gateway.clone(),
+                    prefix,
+                },
             )?;
             report_write("published", &gateway, prefix, &a);
         }
@@ -189,7 +197,10 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
             let a: controller::Applied = api::post(
                 &lab.socket_path(),
                 "/v1/withdraw",
-                &controller::Publication { gateway: gateway.clone(), prefix },
+                &controller::Publication {
+                    gateway: gateway.clone(),
+                    prefix,
+                },
             )?;
             report_write("withdrawn", &gateway, prefix, &a);
         }
@@ -213,7 +224,10 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
 
 fn report_write(what: &str, gateway: &str, prefix: IpNet, a: &controller::Applied) {
     if a.changed {
-        println!("{prefix} {what} by {gateway}; kernels updated in {:.1} ms", a.applied_ms);
+        println!(
+            "{prefix} {what} by {gateway}; kernels updated in {:.1} ms",
+            a.applied_ms
+        );
     } else {
         println!("{prefix} was already {what} by {gateway}; nothing changed");
     }
@@ -222,8 +236,10 @@ fn report_write(what: &str, gateway: &str, prefix: IpNet, a: &controller::Applie
 fn fabric_config(file: Option<&std::path::Path>, method: Option<Method>) -> Result<FabricConfig> {
     let cfg = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            FabricConfig::from_toml(&path.display().to_string(), &text).map_err(|e| anyhow::anyhow!("{e}"))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            FabricConfig::from_toml(&path.display().to_string(), &text)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
         }
         None => FabricConfig::default(),
     };
@@ -237,7 +253,8 @@ fn fabric_config(file: Option<&std::path::Path>, method: Option<Method>) -> Resu
 fn running_fabric(lab: &Lab) -> Result<Fabric> {
     let st: controller::FabricState = api::get(&lab.socket_path(), "/v1/state")
         .with_context(|| format!("lab {} is not up (no fabric controller)", lab.name))?;
-    let cfg = FabricConfig::from_toml("controller state", &st.config_toml).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = FabricConfig::from_toml("controller state", &st.config_toml)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut fabric = Fabric::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
     for p in st.published {
         fabric.publish(&p.gateway, p.prefix)?;
@@ -257,8 +274,10 @@ fn status(lab: &Lab, json: bool) -> Result<ExitCode> {
             .map(|f| f.nodes().iter().map(|n| n.name.clone()).collect())
             .unwrap_or_default(),
     };
-    let present: Vec<(String, bool)> =
-        expected.iter().map(|n| (n.clone(), lab::netns::exists(&lab.ns(n)))).collect();
+    let present: Vec<(String, bool)> = expected
+        .iter()
+        .map(|n| (n.clone(), lab::netns::exists(&lab.ns(n))))
+        .collect();
     let all_present = !present.is_empty() && present.iter().all(|(_, p)| *p);
     let state = match (&st, all_present) {
         (Some(_), true) => "up",
@@ -276,11 +295,21 @@ fn status(lab: &Lab, json: bool) -> Result<ExitCode> {
     } else {
         println!("lab {}: {state}", lab.name);
         if let Some(s) = &st {
-            println!("controller: pid {}, socket {}", s.pid, lab.socket_path().display());
+            println!(
+                "controller: pid {}, socket {}",
+                s.pid,
+                lab.socket_path().display()
+            );
             println!("method: {}", s.method);
             let rows: Vec<Vec<String>> = present
                 .iter()
-                .map(|(n, p)| vec![n.clone(), lab.ns(n), if *p { "present" } else { "MISSING" }.to_owned()])
+                .map(|(n, p)| {
+                    vec![
+                        n.clone(),
+                        lab.ns(n),
+                        if *p { "present" } else { "MISSING" }.to_owned(),
+                    ]
+                })
                 .collect();
             print!("{}", output::table(&["node", "namespace", "state"], &rows));
             if s.published.is_empty() {
@@ -306,8 +335,8 @@ fn routes(lab: &Lab, node: Option<&str>, json: bool) -> Result<()> {
         Some(n) => format!("/v1/routes?node={n}"),
         None => "/v1/routes".to_owned(),
     };
-    let tables: Vec<controller::NodeRoutes> =
-        api::get(&lab.socket_path(), &path).with_context(|| format!("reading routes from lab {}", lab.name))?;
+    let tables: Vec<controller::NodeRoutes> = api::get(&lab.socket_path(), &path)
+        .with_context(|| format!("reading routes from lab {}", lab.name))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&tables)?);
         return Ok(());
@@ -328,7 +357,10 @@ fn routes(lab: &Lab, node: Option<&str>, json: bool) -> Result<()> {
                 ]
             })
             .collect();
-        let table = output::table(&["", "prefix", "next hop", "source", "pref", "weight"], &rows);
+        let table = output::table(
+            &["", "prefix", "next hop", "source", "pref", "weight"],
+            &rows,
+        );
         for l in table.lines() {
             println!("  {l}");
         }
@@ -346,7 +378,11 @@ fn trace(lab: &Lab, from: &str, to: &str, json: bool) -> Result<ExitCode> {
     } else {
         print!("{}", lab::trace::render(&dirs));
     }
-    Ok(if dirs.iter().all(|d| d.agrees) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if dirs.iter().all(|d| d.agrees) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn probe(lab: &Lab, from: &str, to: &str, count: u16) -> Result<ExitCode> {
@@ -359,7 +395,11 @@ fn probe(lab: &Lab, from: &str, to: &str, count: u16) -> Result<ExitCode> {
     let prober = lab::probe::Prober::open(&lab.ns(from))?;
     let answered = prober.ping(lab::probe::v4(dst)?, count, Duration::from_millis(200))?;
     println!("{from} → {to} ({dst}): {answered}/{count} echo replies");
-    Ok(if answered == count { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if answered == count {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn demo(lab: &Lab, method: Option<Method>) -> Result<ExitCode> {
@@ -379,5 +419,9 @@ fn demo(lab: &Lab, method: Option<Method>) -> Result<ExitCode> {
     })();
     println!("== taking lab {} down", lab.name);
     lab.down()?;
-    Ok(if result? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if result? {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -34,7 +34,10 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn columns_align() {
-        let t = super::table(&["a", "bb"], &[vec!["xxx".into(), "y".into()], vec!["z".into(), "".into()]]);
+        let t = super::table(
+            &["a", "bb"],
+            &[vec!["xxx".into(), "y".into()], vec!["z".into(), "".into()]],
+        );
         assert_eq!(t, "a    bb\nxxx  y\nz\n");
     }
 }

@@ -35,7 +35,10 @@ fn ok(lab: &str, args: &[&str]) -> String {
 
 fn err(lab: &str, args: &[&str]) -> String {
     let out = vpngw(lab, args);
-    assert!(!out.status.success(), "vpngw lab {args:?} should have failed");
+    assert!(
+        !out.status.success(),
+        "vpngw lab {args:?} should have failed"
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -54,8 +57,12 @@ fn namespaces(lab: &str) -> Vec<String> {
 fn controller_pids(lab: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
         let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
         if args.contains(&b"controller".as_slice()) && args.contains(&lab.as_bytes()) {
             pids.push(pid);
@@ -65,13 +72,27 @@ fn controller_pids(lab: &str) -> Vec<u32> {
 }
 
 fn assert_gone(lab: &str) {
-    assert_eq!(namespaces(lab), Vec::<String>::new(), "namespaces left behind");
-    assert_eq!(controller_pids(lab), Vec::<u32>::new(), "controller left running");
-    assert!(!Path::new("/run/vpngw-lab").join(lab).exists(), "state directory left behind");
+    assert_eq!(
+        namespaces(lab),
+        Vec::<String>::new(),
+        "namespaces left behind"
+    );
+    assert_eq!(
+        controller_pids(lab),
+        Vec::<u32>::new(),
+        "controller left running"
+    );
+    assert!(
+        !Path::new("/run/vpngw-lab").join(lab).exists(),
+        "state directory left behind"
+    );
 }
 
 fn kernel_route(ns: &str, prefix: &str) -> String {
-    let out = Command::new("ip").args(["-n", ns, "route", "show", prefix]).output().unwrap();
+    let out = Command::new("ip")
+        .args(["-n", ns, "route", "show", prefix])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -95,9 +116,15 @@ fn up_reaches_ecs_and_down_leaves_nothing() {
     let pids = controller_pids(lab);
     assert_eq!(pids.len(), 1);
 
-    let out = ok(lab, &["probe", "--from", "client", "--to", "ecs", "--count", "3"]);
+    let out = ok(
+        lab,
+        &["probe", "--from", "client", "--to", "ecs", "--count", "3"],
+    );
     assert!(out.contains("3/3 echo replies"), "{out}");
-    ok(lab, &["probe", "--from", "ecs", "--to", "client", "--count", "3"]);
+    ok(
+        lab,
+        &["probe", "--from", "ecs", "--to", "client", "--count", "3"],
+    );
 
     // A second `up` changes nothing.
     let again = ok(lab, &["up"]);
@@ -107,7 +134,11 @@ fn up_reaches_ecs_and_down_leaves_nothing() {
     ok(lab, &["status"]);
     ok(lab, &["down"]);
     assert_gone(lab);
-    assert_eq!(vpngw(lab, &["status"]).status.code(), Some(3), "status of a down lab");
+    assert_eq!(
+        vpngw(lab, &["status"]).status.code(),
+        Some(3),
+        "status of a down lab"
+    );
 }
 
 #[test]
@@ -143,16 +174,30 @@ fn trace_agrees_with_packets_both_ways() {
     let dirs = dirs.as_array().unwrap();
     assert_eq!(dirs.len(), 2, "both directions");
     let nodes = |d: &serde_json::Value| -> Vec<String> {
-        d["walk"]["hops"].as_array().unwrap().iter().map(|h| h["node"].as_str().unwrap().to_owned()).collect()
+        d["walk"]["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["node"].as_str().unwrap().to_owned())
+            .collect()
     };
-    assert_eq!(nodes(&dirs[0]), ["client", "onprem-gw", "vbr", "cen", "vpc", "ecs"]);
-    assert_eq!(nodes(&dirs[1]), ["ecs", "vpc", "cen", "vbr", "onprem-gw", "client"]);
+    assert_eq!(
+        nodes(&dirs[0]),
+        ["client", "onprem-gw", "vbr", "cen", "vpc", "ecs"]
+    );
+    assert_eq!(
+        nodes(&dirs[1]),
+        ["ecs", "vpc", "cen", "vbr", "onprem-gw", "client"]
+    );
     for d in dirs {
         assert_eq!(d["agrees"], true, "{d:#}");
     }
     // The human form says so too.
     let text = ok(lab, &["trace", "--from", "client", "--to", "ecs"]);
-    assert!(text.contains("packets agree") && !text.contains("DISAGREE"), "{text}");
+    assert!(
+        text.contains("packets agree") && !text.contains("DISAGREE"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -163,7 +208,10 @@ fn trace_reports_a_kernel_that_disagrees_with_the_model() {
     let _ = vpngw(lab, &["down"]);
     ok(lab, &["up"]);
     // Behind the controller's back: the VBR loses its route toward the VPC.
-    let st = Command::new("ip").args(["-n", "vt-dis-vbr", "route", "del", "172.16.0.0/16"]).status().unwrap();
+    let st = Command::new("ip")
+        .args(["-n", "vt-dis-vbr", "route", "del", "172.16.0.0/16"])
+        .status()
+        .unwrap();
     assert!(st.success());
     let out = vpngw(lab, &["trace", "--from", "client", "--to", "ecs"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -179,7 +227,10 @@ fn publication_reaches_the_vpc_kernel_and_survives_a_controller_restart() {
     let _ = vpngw(lab, &["down"]);
     ok(lab, &["up"]);
     let vpc = "vt-pub-vpc";
-    assert!(kernel_route(vpc, "192.168.10.0/24").contains("via 100.64.0.5"), "CEN route before");
+    assert!(
+        kernel_route(vpc, "192.168.10.0/24").contains("via 100.64.0.5"),
+        "CEN route before"
+    );
 
     let out = ok(lab, &["publish", "vpngw", "192.168.10.0/24"]);
     assert!(out.contains("kernels updated"), "{out}");
@@ -197,7 +248,10 @@ fn publication_reaches_the_vpc_kernel_and_survives_a_controller_restart() {
 
     // Kill the controller; `up` restarts it and the publication is still there.
     for pid in controller_pids(lab) {
-        Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
     }
     thread::sleep(Duration::from_millis(100));
     let out = ok(lab, &["up"]);
@@ -207,7 +261,10 @@ fn publication_reaches_the_vpc_kernel_and_survives_a_controller_restart() {
     assert!(kernel_route(vpc, "192.168.10.0/24").contains("via 172.16.1.2"));
 
     ok(lab, &["withdraw", "vpngw", "192.168.10.0/24"]);
-    assert!(kernel_route(vpc, "192.168.10.0/24").contains("via 100.64.0.5"), "CEN route restored");
+    assert!(
+        kernel_route(vpc, "192.168.10.0/24").contains("via 100.64.0.5"),
+        "CEN route restored"
+    );
 }
 
 #[test]
@@ -219,12 +276,56 @@ fn forbidden_method_is_refused_and_creates_nothing() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("fabric.toml");
     let cfg = ok(lab, &["config"]);
-    assert!(cfg.contains("\nmethod = 1\n"), "the default file sets the method");
-    let cfg = cfg.replacen("\nmethod = 1\n", "\nvbr = \"bgp\"\nvpn_gateway = \"static\"\n", 1);
+    assert!(
+        cfg.contains("\nmethod = 1\n"),
+        "the default file sets the method"
+    );
+    let cfg = cfg.replacen(
+        "\nmethod = 1\n",
+        "\nvbr = \"bgp\"\nvpn_gateway = \"static\"\n",
+        1,
+    );
     std::fs::write(&file, cfg).unwrap();
     let e = err(lab, &["up", "--config", file.to_str().unwrap()]);
-    assert!(e.contains("routing.vbr") && e.contains("routing.vpn_gateway"), "{e}");
+    assert!(
+        e.contains("routing.vbr") && e.contains("routing.vpn_gateway"),
+        "{e}"
+    );
     assert_gone(lab);
     let e = err(lab, &["check", file.to_str().unwrap()]);
     assert!(e.contains("fabric.toml"), "names the file: {e}");
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn missing_prerequisites_are_one_clear_line() {
+    let as_nobody = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            VPNGW,
+            "lab",
+            "--name",
+            "vt-nobody",
+            "up",
+        ])
+        .output()
+        .expect("setpriv (util-linux)");
+    let e = String::from_utf8_lossy(&as_nobody.stderr);
+    assert!(!as_nobody.status.success());
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(e.contains("needs root"), "{e}");
+
+    let no_ip = Command::new(VPNGW)
+        .args(["lab", "--name", "vt-noip", "up"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&no_ip.stderr);
+    assert!(!no_ip.status.success());
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(e.contains("apt-get install -y iproute2"), "{e}");
+    assert_gone("vt-nobody");
+    assert_gone("vt-noip");
 }

@@ -94,15 +94,22 @@ pub(crate) fn run(lab: Lab) -> Result<()> {
             tracing::warn!(gateway = %p.gateway, prefix = %p.prefix, "dropping saved publication: {e}");
         }
     }
-    let mut inner = Inner { lab: lab.clone(), fabric, installed: BTreeMap::new() };
+    let mut inner = Inner {
+        lab: lab.clone(),
+        fabric,
+        installed: BTreeMap::new(),
+    };
     inner.program_all()?;
     let shared: Shared = Arc::new(Mutex::new(inner));
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let sock = lab.socket_path();
         let _ = fs::remove_file(&sock);
-        let listener = UnixListener::bind(&sock).with_context(|| format!("binding {}", sock.display()))?;
+        let listener =
+            UnixListener::bind(&sock).with_context(|| format!("binding {}", sock.display()))?;
         fs::set_permissions(&sock, fs::Permissions::from_mode(0o600))?;
         let app = Router::new()
             .route("/v1/status", get(status))
@@ -112,7 +119,9 @@ pub(crate) fn run(lab: Lab) -> Result<()> {
             .route("/v1/withdraw", post(withdraw))
             .with_state(shared);
         tracing::info!(lab = %lab.name, socket = %sock.display(), "fabric controller ready");
-        axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown())
+            .await?;
         let _ = fs::remove_file(&sock);
         tracing::info!("fabric controller stopped");
         Ok(())
@@ -121,7 +130,10 @@ pub(crate) fn run(lab: Lab) -> Result<()> {
 
 async fn shutdown() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
@@ -130,7 +142,10 @@ async fn shutdown() {
 fn load_published(lab: &Lab) -> Vec<Publication> {
     match fs::read(lab.published_path()) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            tracing::warn!("ignoring unreadable {}: {e}", lab.published_path().display());
+            tracing::warn!(
+                "ignoring unreadable {}: {e}",
+                lab.published_path().display()
+            );
             Vec::new()
         }),
         Err(_) => Vec::new(),
@@ -177,7 +192,11 @@ fn save_published(lab: &Lab, fabric: &Fabric) -> Result<()> {
 }
 
 fn publications(fabric: &Fabric) -> Vec<Publication> {
-    fabric.published().into_iter().map(|(gateway, prefix)| Publication { gateway, prefix }).collect()
+    fabric
+        .published()
+        .into_iter()
+        .map(|(gateway, prefix)| Publication { gateway, prefix })
+        .collect()
 }
 
 /// The `ip -batch` lines that turn `have` into `want`.
@@ -196,10 +215,20 @@ fn replace_line(r: &KernelRoute) -> String {
         return format!("route replace blackhole {} proto {ROUTE_PROTO}", r.prefix);
     }
     match r.nexthops.as_slice() {
-        [one] => format!("route replace {} via {} dev {} proto {ROUTE_PROTO}", r.prefix, one.via, one.dev),
+        [one] => format!(
+            "route replace {} via {} dev {} proto {ROUTE_PROTO}",
+            r.prefix, one.via, one.dev
+        ),
         many => {
-            let hops: Vec<String> = many.iter().map(|h| format!("nexthop via {} dev {}", h.via, h.dev)).collect();
-            format!("route replace {} proto {ROUTE_PROTO} {}", r.prefix, hops.join(" "))
+            let hops: Vec<String> = many
+                .iter()
+                .map(|h| format!("nexthop via {} dev {}", h.via, h.dev))
+                .collect();
+            format!(
+                "route replace {} proto {ROUTE_PROTO} {}",
+                r.prefix,
+                hops.join(" ")
+            )
         }
     }
 }
@@ -215,7 +244,9 @@ impl IntoResponse for ApiError {
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Inner> {
     // A panic while holding the lock would already have stopped the controller's only
     // writer; the data is still consistent because writes commit at the very end.
-    shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn status(State(shared): State<Shared>) -> Json<Status> {
@@ -223,7 +254,12 @@ async fn status(State(shared): State<Shared>) -> Json<Status> {
     Json(Status {
         lab: inner.lab.name.clone(),
         method: inner.fabric.method().to_string(),
-        nodes: inner.fabric.nodes().iter().map(|n| n.name.clone()).collect(),
+        nodes: inner
+            .fabric
+            .nodes()
+            .iter()
+            .map(|n| n.name.clone())
+            .collect(),
         published: publications(&inner.fabric),
         pid: std::process::id(),
     })
@@ -250,7 +286,10 @@ async fn routes(
     let fabric = &inner.fabric;
     if let Some(n) = &q.node {
         if fabric.node(n).is_none() {
-            return Err(ApiError(StatusCode::NOT_FOUND, super::unknown_node(fabric, n)));
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                super::unknown_node(fabric, n),
+            ));
         }
     }
     let out = fabric
@@ -269,17 +308,26 @@ async fn routes(
                         .collect()
                 })
                 .unwrap_or_default();
-            NodeRoutes { node: n.name.clone(), routes }
+            NodeRoutes {
+                node: n.name.clone(),
+                routes,
+            }
         })
         .collect();
     Ok(Json(out))
 }
 
-async fn publish(State(shared): State<Shared>, Json(p): Json<Publication>) -> Result<Json<Applied>, ApiError> {
+async fn publish(
+    State(shared): State<Shared>,
+    Json(p): Json<Publication>,
+) -> Result<Json<Applied>, ApiError> {
     write(&shared, |f| f.publish(&p.gateway, p.prefix))
 }
 
-async fn withdraw(State(shared): State<Shared>, Json(p): Json<Publication>) -> Result<Json<Applied>, ApiError> {
+async fn withdraw(
+    State(shared): State<Shared>,
+    Json(p): Json<Publication>,
+) -> Result<Json<Applied>, ApiError> {
     write(&shared, |f| f.withdraw(&p.gateway, p.prefix))
 }
 
@@ -291,7 +339,8 @@ fn write(
     let start = Instant::now();
     let mut inner = lock(shared);
     let mut next = inner.fabric.clone();
-    let changed = change(&mut next).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let changed =
+        change(&mut next).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     if changed {
         let applied = inner.program(&next).and_then(|installed| {
             save_published(&inner.lab, &next)?;
@@ -307,9 +356,15 @@ fn write(
                 if let Err(restore) = inner.program_all() {
                     tracing::error!("restoring kernel routes after a failed write: {restore:#}");
                 }
-                return Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")));
+                return Err(ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("{e:#}"),
+                ));
             }
         }
     }
-    Ok(Json(Applied { changed, applied_ms: start.elapsed().as_secs_f64() * 1e3 }))
+    Ok(Json(Applied {
+        changed,
+        applied_ms: start.elapsed().as_secs_f64() * 1e3,
+    }))
 }

@@ -37,8 +37,11 @@ pub(crate) const ROUTE_PROTO: &str = "86";
 /// What `up` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Up {
+    /// Built from nothing.
     Created,
-    AlreadyUp,
+    /// It was up already; nothing changed.
+    Unchanged,
+    /// The namespaces were intact but the controller was not running; it was started again.
     ControllerRestarted,
 }
 
@@ -58,7 +61,10 @@ impl Lab {
         if !valid {
             bail!("lab name {name:?}: use 1–24 letters, digits or '-', not starting with '-'");
         }
-        Ok(Self { name: name.to_owned(), state_dir: Path::new("/run/vpngw-lab").join(name) })
+        Ok(Self {
+            name: name.to_owned(),
+            state_dir: Path::new("/run/vpngw-lab").join(name),
+        })
     }
 
     /// The namespace of a node.
@@ -92,12 +98,16 @@ impl Lab {
         let path = self.config_path();
         let text = fs::read_to_string(&path)
             .with_context(|| format!("lab {} is not up ({} missing)", self.name, path.display()))?;
-        FabricConfig::from_toml(&path.display().to_string(), &text).map_err(|e| anyhow::anyhow!("{e}"))
+        FabricConfig::from_toml(&path.display().to_string(), &text)
+            .map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     fn record_created(&self, ns: &str) -> Result<()> {
         use std::io::Write;
-        let mut f = fs::OpenOptions::new().create(true).append(true).open(self.created_path())?;
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.created_path())?;
         writeln!(f, "{ns}")?;
         f.sync_all()?;
         Ok(())
@@ -130,14 +140,18 @@ impl Lab {
     }
 
     pub(crate) fn controller_pid(&self) -> Option<i32> {
-        let pid: i32 = fs::read_to_string(self.pid_path()).ok()?.trim().parse().ok()?;
+        let pid: i32 = fs::read_to_string(self.pid_path())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         // Only a process that is really our controller for this lab: a stale PID file must
         // never make us signal an unrelated process.
         let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         let is_ours = args.iter().any(|a| a.ends_with(b"vpngw"))
-            && args.iter().any(|a| *a == b"controller")
-            && args.iter().any(|a| *a == self.name.as_bytes());
+            && args.contains(&b"controller".as_slice())
+            && args.contains(&self.name.as_bytes());
         is_ours.then_some(pid)
     }
 
@@ -145,12 +159,16 @@ impl Lab {
     pub(crate) fn up(&self, config: FabricConfig) -> Result<Up> {
         preflight()?;
         let fabric = Fabric::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let present: Vec<String> =
-            fabric.nodes().iter().map(|n| self.ns(&n.name)).filter(|ns| netns::exists(ns)).collect();
+        let present: Vec<String> = fabric
+            .nodes()
+            .iter()
+            .map(|n| self.ns(&n.name))
+            .filter(|ns| netns::exists(ns))
+            .collect();
         if !present.is_empty() || self.config_path().exists() {
             let complete = present.len() == fabric.nodes().len() && self.config_path().exists();
             if complete && self.controller_pid().is_some() {
-                return Ok(Up::AlreadyUp);
+                return Ok(Up::Unchanged);
             }
             if complete {
                 // The namespaces are intact and the controller died: start it again from its
@@ -187,8 +205,18 @@ impl Lab {
         for link in fabric.links() {
             let (a, b) = (&link.a, &link.b);
             netns::ip(&[
-                "link", "add", &a.iface, "netns", &self.ns(&a.node), "type", "veth", "peer", "name",
-                &b.iface, "netns", &self.ns(&b.node),
+                "link",
+                "add",
+                &a.iface,
+                "netns",
+                &self.ns(&a.node),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &b.iface,
+                "netns",
+                &self.ns(&b.node),
             ])?;
         }
         for node in fabric.nodes() {
@@ -245,12 +273,17 @@ impl Lab {
             let exited = child.try_wait()?;
             if exited.is_some() || Instant::now() > deadline {
                 let _ = child.kill();
-                let log = fs::read_to_string(self.state_dir.join("controller.log")).unwrap_or_default();
+                let log =
+                    fs::read_to_string(self.state_dir.join("controller.log")).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(10).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
                 bail!(
                     "the fabric controller {}; its log:\n{}",
-                    if exited.is_some() { "exited" } else { "did not answer within 10 s" },
+                    if exited.is_some() {
+                        "exited"
+                    } else {
+                        "did not answer within 10 s"
+                    },
                     tail.join("\n")
                 );
             }
@@ -291,8 +324,13 @@ impl Lab {
             let owner = fabric.owner_of(a).map(|(n, _)| n.name.clone());
             return Ok((a, owner));
         }
-        let node = fabric.node(target).with_context(|| unknown_node(fabric, target))?;
-        let iface = node.interfaces.first().with_context(|| format!("node {target} has no interface"))?;
+        let node = fabric
+            .node(target)
+            .with_context(|| unknown_node(fabric, target))?;
+        let iface = node
+            .interfaces
+            .first()
+            .with_context(|| format!("node {target} has no interface"))?;
         Ok((iface.addr.addr(), Some(node.name.clone())))
     }
 }
@@ -304,7 +342,10 @@ pub(crate) fn unknown_node(fabric: &Fabric, name: &str) -> String {
 
 /// SIGTERM, then SIGKILL if it is still there after a moment.
 fn stop_pid(pid: i32) {
-    use nix::{sys::signal::{kill, Signal}, unistd::Pid};
+    use nix::{
+        sys::signal::{kill, Signal},
+        unistd::Pid,
+    };
     let pid = Pid::from_raw(pid);
     if kill(pid, Signal::SIGTERM).is_err() {
         return;
@@ -323,7 +364,12 @@ pub(crate) fn preflight() -> Result<()> {
     if !nix::unistd::Uid::effective().is_root() {
         bail!("the lab needs root (it creates network namespaces): run it with sudo");
     }
-    match Command::new("ip").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status() {
+    match Command::new("ip")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
         Ok(s) if s.success() => Ok(()),
         _ => bail!("`ip` (iproute2) not found: install it with `apt-get install -y iproute2`"),
     }

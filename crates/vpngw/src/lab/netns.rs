@@ -25,8 +25,11 @@ pub(crate) fn exists(ns: &str) -> bool {
 
 /// All named namespaces.
 pub(crate) fn list() -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir(NETNS_DIR) else { return Vec::new() };
-    dir.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect()
+    let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect()
 }
 
 /// Runs `ip ARGS…`, failing with iproute2's own message.
@@ -37,7 +40,11 @@ pub(crate) fn ip(args: &[&str]) -> Result<()> {
         .output()
         .context("running `ip` (iproute2)")?;
     if !out.status.success() {
-        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -65,7 +72,10 @@ pub(crate) fn ip_batch(ns: &str, lines: &[String]) -> Result<()> {
     }
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("ip -n {ns} -batch: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip -n {ns} -batch: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -88,8 +98,10 @@ pub(crate) fn run_in<T: Send + 'static>(
 
 /// Sets sysctls (`(key, value)`, key as under /proc/sys with dots) inside namespace `ns`.
 pub(crate) fn sysctls(ns: &str, values: &[(&str, &str)]) -> Result<()> {
-    let values: Vec<(String, String)> =
-        values.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let values: Vec<(String, String)> = values
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     run_in(ns, move || {
         for (k, v) in &values {
             let path = format!("/proc/sys/{}", k.replace('.', "/"));
@@ -101,9 +113,15 @@ pub(crate) fn sysctls(ns: &str, values: &[(&str, &str)]) -> Result<()> {
 
 /// PIDs of the processes living in namespace `ns` (as `ip netns pids` reports them).
 pub(crate) fn pids(ns: &str) -> Vec<i32> {
-    let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).stderr(Stdio::null()).output()
+    let Ok(out) = Command::new("ip")
+        .args(["netns", "pids", ns])
+        .stderr(Stdio::null())
+        .output()
     else {
         return Vec::new();
     };
-    String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }

@@ -46,7 +46,9 @@ impl Prober {
         // Distinct per process and per prober, so concurrent probes in one namespace never
         // take each other's answers.
         static NEXT: AtomicU16 = AtomicU16::new(0);
-        let id = (std::process::id() as u16).wrapping_mul(31).wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+        let id = (std::process::id() as u16)
+            .wrapping_mul(31)
+            .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
         Ok(Self { sock, id })
     }
 
@@ -59,7 +61,8 @@ impl Prober {
         let sum = checksum(&pkt);
         pkt[2..4].copy_from_slice(&sum.to_be_bytes());
         self.sock.set_ttl_v4(u32::from(ttl))?;
-        self.sock.send_to(&pkt, &SockAddr::from(SocketAddrV4::new(dst, 0)))?;
+        self.sock
+            .send_to(&pkt, &SockAddr::from(SocketAddrV4::new(dst, 0)))?;
         Ok(())
     }
 
@@ -68,7 +71,9 @@ impl Prober {
         let mut buf = [0u8; 1500];
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
-            self.sock.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok()?;
+            self.sock
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .ok()?;
             let n = match (&self.sock).read(&mut buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -117,7 +122,9 @@ impl Prober {
             }
             let until = Instant::now() + Duration::from_millis(700);
             while got.iter().any(Option::is_none) {
-                let Some((seq, a)) = self.recv(until) else { break };
+                let Some((seq, a)) = self.recv(until) else {
+                    break;
+                };
                 if let Some(slot) = usize::from(seq).checked_sub(1).and_then(|i| got.get_mut(i)) {
                     slot.get_or_insert(a);
                 }
@@ -137,7 +144,8 @@ fn parse(pkt: &[u8], id: u16) -> Option<(u16, Answer)> {
     let icmp = pkt.get(ihl..)?;
     let ty = *icmp.first()?;
     let ours = |h: &[u8]| -> Option<u16> {
-        (u16::from_be_bytes([*h.get(4)?, *h.get(5)?]) == id).then_some(u16::from_be_bytes([*h.get(6)?, *h.get(7)?]))
+        (u16::from_be_bytes([*h.get(4)?, *h.get(5)?]) == id)
+            .then_some(u16::from_be_bytes([*h.get(6)?, *h.get(7)?]))
     };
     match ty {
         ECHO_REPLY => Some((ours(icmp)?, Answer::Echo { from })),
@@ -153,7 +161,10 @@ fn parse(pkt: &[u8], id: u16) -> Option<(u16, Answer)> {
             let answer = if ty == TIME_EXCEEDED {
                 Answer::TimeExceeded { from }
             } else {
-                Answer::Unreachable { from, code: *icmp.get(1)? }
+                Answer::Unreachable {
+                    from,
+                    code: *icmp.get(1)?,
+                }
             };
             Some((seq, answer))
         }
@@ -187,17 +198,27 @@ mod tests {
     #[test]
     fn checksum_matches_rfc1071_example() {
         // RFC 1071 §3: the sum of 0001 f203 f4f5 f6f7 is ddf2, so the checksum is 220d.
-        assert_eq!(checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0x220d);
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0x220d
+        );
     }
 
     #[test]
     fn parses_time_exceeded_quoting_our_probe() {
-        let mut pkt = vec![0x45, 0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 2, 192, 168, 10, 10];
+        let mut pkt = vec![
+            0x45, 0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 2, 192, 168, 10, 10,
+        ];
         pkt.extend([TIME_EXCEEDED, 0, 0, 0, 0, 0, 0, 0]);
-        pkt.extend([0x45, 0, 0, 44, 0, 0, 0, 0, 1, 1, 0, 0, 192, 168, 10, 10, 172, 16, 2, 10]);
+        pkt.extend([
+            0x45, 0, 0, 44, 0, 0, 0, 0, 1, 1, 0, 0, 192, 168, 10, 10, 172, 16, 2, 10,
+        ]);
         pkt.extend([ECHO_REQUEST, 0, 0, 0, 0x12, 0x34, 0, 3]);
         let from = Ipv4Addr::new(10, 0, 0, 2);
-        assert_eq!(parse(&pkt, 0x1234), Some((3, Answer::TimeExceeded { from })));
+        assert_eq!(
+            parse(&pkt, 0x1234),
+            Some((3, Answer::TimeExceeded { from }))
+        );
         assert_eq!(parse(&pkt, 0x9999), None, "someone else's probe");
         assert_eq!(parse(&pkt[..30], 0x1234), None, "truncated");
     }

@@ -21,6 +21,8 @@ use crate::output;
 /// One direction of a trace: the model's walk and what the packets said at each hop.
 #[derive(Debug, Serialize)]
 pub(crate) struct Direction {
+    /// The destination as named: a node, or an address no node owns.
+    pub(crate) to: String,
     pub(crate) walk: Walk,
     /// One per hop after the source (TTL = index + 1).
     pub(crate) checks: Vec<Check>,
@@ -43,14 +45,20 @@ pub(crate) fn run(lab: &Lab, fabric: &Fabric, from: &str, to: &str) -> Result<Ve
     if fabric.node(from).is_none() {
         anyhow::bail!("{}", super::unknown_node(fabric, from));
     }
-    let mut out = vec![direction(lab, fabric, from, dst)?];
+    let mut out = vec![direction(
+        lab,
+        fabric,
+        from,
+        dst,
+        dst_node.as_deref().unwrap_or(to),
+    )?];
     if let Some(back) = dst_node {
-        out.push(direction(lab, fabric, &back, src_addr)?);
+        out.push(direction(lab, fabric, &back, src_addr, from)?);
     }
     Ok(out)
 }
 
-fn direction(lab: &Lab, fabric: &Fabric, from: &str, dst: IpAddr) -> Result<Direction> {
+fn direction(lab: &Lab, fabric: &Fabric, from: &str, dst: IpAddr, to: &str) -> Result<Direction> {
     let walk = fabric.walk(from, dst);
     let prober = Prober::open(&lab.ns(from))?;
     let forwarded = walk.hops.len().saturating_sub(1);
@@ -65,9 +73,10 @@ fn direction(lab: &Lab, fabric: &Fabric, from: &str, dst: IpAddr) -> Result<Dire
         let hop = walk.hops.get(i + 1);
         let last = i + 1 == forwarded;
         let (expected, agrees) = match hop {
-            Some(_) if last && delivered => {
-                (format!("echo reply from {dst}"), matches!(answer, Some(Answer::Echo { from }) if IpAddr::V4(*from) == dst))
-            }
+            Some(_) if last && delivered => (
+                format!("echo reply from {dst}"),
+                matches!(answer, Some(Answer::Echo { from }) if IpAddr::V4(*from) == dst),
+            ),
             Some(h) => {
                 let want = h.in_addr;
                 let ok = matches!(answer, Some(Answer::TimeExceeded { from }) if Some(IpAddr::V4(*from)) == want);
@@ -76,15 +85,29 @@ fn direction(lab: &Lab, fabric: &Fabric, from: &str, dst: IpAddr) -> Result<Dire
             }
             // Past the model's last hop: a delivered walk's destination keeps answering;
             // an undelivered one must not be answered by the destination at all.
-            None if delivered => {
-                (format!("echo reply from {dst}"), matches!(answer, Some(Answer::Echo { from }) if IpAddr::V4(*from) == dst))
-            }
-            None => ("no echo reply".to_owned(), !matches!(answer, Some(Answer::Echo { .. }))),
+            None if delivered => (
+                format!("echo reply from {dst}"),
+                matches!(answer, Some(Answer::Echo { from }) if IpAddr::V4(*from) == dst),
+            ),
+            None => (
+                "no echo reply".to_owned(),
+                !matches!(answer, Some(Answer::Echo { .. })),
+            ),
         };
-        checks.push(Check { ttl, expected, observed: describe(*answer), agrees });
+        checks.push(Check {
+            ttl,
+            expected,
+            observed: describe(*answer),
+            agrees,
+        });
     }
     let agrees = checks.iter().all(|c| c.agrees);
-    Ok(Direction { walk, checks, agrees })
+    Ok(Direction {
+        to: to.to_owned(),
+        walk,
+        checks,
+        agrees,
+    })
 }
 
 fn describe(a: Option<Answer>) -> String {
@@ -92,7 +115,9 @@ fn describe(a: Option<Answer>) -> String {
         None => "no answer".to_owned(),
         Some(Answer::Echo { from }) => format!("echo reply from {from}"),
         Some(Answer::TimeExceeded { from }) => format!("time exceeded from {from}"),
-        Some(Answer::Unreachable { from, code }) => format!("unreachable (code {code}) from {from}"),
+        Some(Answer::Unreachable { from, code }) => {
+            format!("unreachable (code {code}) from {from}")
+        }
     }
 }
 
@@ -101,8 +126,19 @@ pub(crate) fn render(dirs: &[Direction]) -> String {
     let mut s = String::new();
     for d in dirs {
         let w = &d.walk;
-        let verdict = if d.agrees { "packets agree" } else { "PACKETS DISAGREE" };
-        s.push_str(&format!("{} → {} ({}): {} — {verdict}\n", w.from, w.dst, hops_word(w), w.outcome));
+        let verdict = if d.agrees {
+            "packets agree"
+        } else {
+            "PACKETS DISAGREE"
+        };
+        s.push_str(&format!(
+            "{} → {} ({}), {}: {} — {verdict}\n",
+            w.from,
+            d.to,
+            w.dst,
+            hops_word(w),
+            w.outcome
+        ));
         let mut rows = Vec::new();
         for (i, h) in w.hops.iter().enumerate() {
             let arrived = match (&h.in_iface, h.in_addr) {
@@ -117,7 +153,10 @@ pub(crate) fn render(dirs: &[Direction]) -> String {
             let check = match i.checked_sub(1).and_then(|k| d.checks.get(k)) {
                 None => "-".to_owned(),
                 Some(c) if c.agrees => format!("ok: {} (ttl {})", c.observed, c.ttl),
-                Some(c) => format!("DISAGREE: expected {}, got {} (ttl {})", c.expected, c.observed, c.ttl),
+                Some(c) => format!(
+                    "DISAGREE: expected {}, got {} (ttl {})",
+                    c.expected, c.observed, c.ttl
+                ),
             };
             rows.push(vec![
                 i.to_string(),
@@ -128,7 +167,12 @@ pub(crate) fn render(dirs: &[Direction]) -> String {
                 check,
             ]);
         }
-        for c in d.checks.iter().skip(w.hops.len().saturating_sub(1)).filter(|c| !c.agrees) {
+        for c in d
+            .checks
+            .iter()
+            .skip(w.hops.len().saturating_sub(1))
+            .filter(|c| !c.agrees)
+        {
             rows.push(vec![
                 c.ttl.to_string(),
                 "?".into(),
@@ -138,7 +182,17 @@ pub(crate) fn render(dirs: &[Direction]) -> String {
                 format!("DISAGREE: expected {}, got {}", c.expected, c.observed),
             ]);
         }
-        s.push_str(&output::table(&["hop", "node", "arrived on", "route matched", "out", "packets"], &rows));
+        s.push_str(&output::table(
+            &[
+                "hop",
+                "node",
+                "arrived on",
+                "route matched",
+                "out",
+                "packets",
+            ],
+            &rows,
+        ));
         s.push('\n');
     }
     s
