@@ -182,28 +182,8 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
         LabCommand::Routes { node, json } => routes(lab, node.as_deref(), json)?,
         LabCommand::Trace { from, to, json } => return trace(lab, &from, &to, json),
         LabCommand::Probe { from, to, count } => return probe(lab, &from, &to, count),
-        LabCommand::Publish { gateway, prefix } => {
-            let a: controller::Applied = api::post(
-                &lab.socket_path(),
-                "/v1/publish",
-                &controller::Publication {
-                    gateway: gateway.clone(),
-                    prefix,
-                },
-            )?;
-            report_write("published", &gateway, prefix, &a);
-        }
-        LabCommand::Withdraw { gateway, prefix } => {
-            let a: controller::Applied = api::post(
-                &lab.socket_path(),
-                "/v1/withdraw",
-                &controller::Publication {
-                    gateway: gateway.clone(),
-                    prefix,
-                },
-            )?;
-            report_write("withdrawn", &gateway, prefix, &a);
-        }
+        LabCommand::Publish { gateway, prefix } => publication(lab, "publish", gateway, prefix)?,
+        LabCommand::Withdraw { gateway, prefix } => publication(lab, "withdraw", gateway, prefix)?,
         LabCommand::Config => print!("{}", fabric::DEFAULT_TOML),
         LabCommand::Check { file } => {
             let cfg = fabric_config(Some(&file), None)?;
@@ -222,15 +202,17 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn report_write(what: &str, gateway: &str, prefix: IpNet, a: &controller::Applied) {
+/// `publish` or `withdraw` through the lab's fabric controller.
+fn publication(lab: &Lab, verb: &str, gateway: String, prefix: IpNet) -> Result<()> {
+    let p = controller::Publication { gateway, prefix };
+    let a: controller::Applied = api::post(&lab.socket_path(), &format!("/v1/{verb}"), &p)?;
+    let done = if verb == "publish" { "published" } else { "withdrawn" };
     if a.changed {
-        println!(
-            "{prefix} {what} by {gateway}; kernels updated in {:.1} ms",
-            a.applied_ms
-        );
+        println!("{prefix} {done} by {}; kernels updated in {:.1} ms", p.gateway, a.applied_ms);
     } else {
-        println!("{prefix} was already {what} by {gateway}; nothing changed");
+        println!("{prefix} was already {done} by {}; nothing changed", p.gateway);
     }
+    Ok(())
 }
 
 fn fabric_config(file: Option<&std::path::Path>, method: Option<Method>) -> Result<FabricConfig> {
