@@ -2,7 +2,6 @@
 //! plain data, plus where each field came from so that errors can point at it.
 
 use std::{
-    collections::BTreeMap,
     fmt::{self, Write as _},
     net::IpAddr,
 };
@@ -242,60 +241,10 @@ pub struct RouteConfig {
     pub target: RouteTarget,
 }
 
-/// Where a configuration came from, to locate errors. Not serialized: a configuration read
-/// back from JSON, or built in code, has no lines, and its errors say line 0.
-#[derive(Clone, Debug, Default)]
-pub struct Origin {
-    /// The file's display name; empty when built in code.
-    pub(crate) file: String,
-    /// Field path → (file, line). A field of a section that came from the built-in default
-    /// carries that file's name.
-    pub(crate) locs: BTreeMap<String, (String, usize)>,
-}
-
-impl Origin {
-    pub(crate) fn new(file: &str) -> Self {
-        Self {
-            file: file.to_owned(),
-            locs: BTreeMap::new(),
-        }
-    }
-
-    /// The file name to show for a field without a recorded location.
-    fn file(&self) -> &str {
-        if self.file.is_empty() {
-            "<in code>"
-        } else {
-            &self.file
-        }
-    }
-
-    /// The (file, line) of `path`, or of its nearest recorded parent (`link[0].a.iface` falls
-    /// back to `link[0].a` when the interface name was defaulted).
-    pub(crate) fn locate(&self, path: &str) -> (String, usize) {
-        let mut p = path;
-        loop {
-            if let Some((file, line)) = self.locs.get(p) {
-                return (file.clone(), *line);
-            }
-            match p.rfind(['.', '[']) {
-                Some(i) => p = &p[..i],
-                None => return (self.file().to_owned(), 0),
-            }
-        }
-    }
-
-    /// An error located at `field`.
-    pub(crate) fn error(&self, field: &str, message: impl Into<String>) -> ConfigError {
-        let (file, line) = self.locate(field);
-        ConfigError {
-            file,
-            line,
-            field: field.to_owned(),
-            message: message.into(),
-        }
-    }
-}
+/// Where a configuration came from, to locate errors: `confread`'s field path → line map. Not
+/// serialized: a configuration read back from JSON, or built in code, has no lines, and its
+/// errors say line 0.
+pub use confread::Origin;
 
 /// The whole fabric as configured: routing method, data center, nodes, links, static routes.
 ///
@@ -479,14 +428,4 @@ fn end(e: &EndConfig) -> String {
     }
     let _ = write!(s, ", addr = {} }}", quote(&e.addr.to_string()));
     s
-}
-
-impl ConfigErrors {
-    pub(crate) fn check(errors: Vec<ConfigError>) -> Result<(), Self> {
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Self(errors))
-        }
-    }
 }

@@ -168,7 +168,7 @@ impl Fabric {
             build_routes(&config, &index, &nodes, &links, &broken, &mut errors);
         if !errors.is_empty() {
             // File order: the user's file first, by line; then anything located elsewhere.
-            let file = config.origin.file.clone();
+            let file = config.origin.file().to_owned();
             errors.sort_by_key(|e| (e.file != file, e.line));
             return Err(ConfigErrors(errors));
         }

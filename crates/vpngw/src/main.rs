@@ -5,6 +5,7 @@
 //! routing logic live in the pure crates (`rib`, `fabric`, `esp`), which it only drives.
 
 mod api;
+mod config;
 mod lab;
 mod output;
 
@@ -34,6 +35,12 @@ enum Command {
         name: String,
         #[command(subcommand)]
         command: LabCommand,
+    },
+    /// Validate a gateway configuration file without running; every error names its file,
+    /// line, field and rule.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -134,6 +141,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Lab { name, command } => lab_command(&Lab::new(&name)?, command),
+        Command::Check { config } => Ok(config::check_command(&config)),
     }
 }
 
@@ -206,11 +214,21 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
 fn publication(lab: &Lab, verb: &str, gateway: String, prefix: IpNet) -> Result<()> {
     let p = controller::Publication { gateway, prefix };
     let a: controller::Applied = api::post(&lab.socket_path(), &format!("/v1/{verb}"), &p)?;
-    let done = if verb == "publish" { "published" } else { "withdrawn" };
-    if a.changed {
-        println!("{prefix} {done} by {}; kernels updated in {:.1} ms", p.gateway, a.applied_ms);
+    let done = if verb == "publish" {
+        "published"
     } else {
-        println!("{prefix} was already {done} by {}; nothing changed", p.gateway);
+        "withdrawn"
+    };
+    if a.changed {
+        println!(
+            "{prefix} {done} by {}; kernels updated in {:.1} ms",
+            p.gateway, a.applied_ms
+        );
+    } else {
+        println!(
+            "{prefix} was already {done} by {}; nothing changed",
+            p.gateway
+        );
     }
     Ok(())
 }
