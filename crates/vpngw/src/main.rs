@@ -84,6 +84,18 @@ enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Is traffic between two nodes encrypted where it crosses the cloud? Captures at the CEN
+    /// with the lab's own packet socket while probes run; exit 0 only when it is.
+    Verify {
+        #[arg(long, default_value = "client")]
+        from: String,
+        #[arg(long, default_value = "ecs")]
+        to: String,
+        #[arg(long, default_value_t = 10)]
+        count: u16,
+        #[arg(long)]
+        json: bool,
+    },
     /// Send ICMP echo requests from one node to another (node name or address).
     Probe {
         #[arg(long)]
@@ -190,6 +202,12 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
         LabCommand::Routes { node, json } => routes(lab, node.as_deref(), json)?,
         LabCommand::Trace { from, to, json } => return trace(lab, &from, &to, json),
         LabCommand::Probe { from, to, count } => return probe(lab, &from, &to, count),
+        LabCommand::Verify {
+            from,
+            to,
+            count,
+            json,
+        } => return verify(lab, &from, &to, count, json),
         LabCommand::Publish { gateway, prefix } => publication(lab, "publish", gateway, prefix)?,
         LabCommand::Withdraw { gateway, prefix } => publication(lab, "withdraw", gateway, prefix)?,
         LabCommand::Config => print!("{}", fabric::DEFAULT_TOML),
@@ -402,6 +420,35 @@ fn probe(lab: &Lab, from: &str, to: &str, count: u16) -> Result<ExitCode> {
     })
 }
 
+fn verify(lab: &Lab, from: &str, to: &str, count: u16, json: bool) -> Result<ExitCode> {
+    lab::preflight()?;
+    let fabric = running_fabric(lab)?;
+    let (src, _) = Lab::resolve(&fabric, from)?;
+    let (dst, _) = Lab::resolve(&fabric, to)?;
+    let cen = fabric
+        .nodes()
+        .iter()
+        .find(|n| n.kind == fabric::NodeKind::Cen)
+        .context("the fabric has no cen node to capture at")?;
+    let v = lab::capture::verify(
+        &lab.ns(&cen.name),
+        &lab.ns(from),
+        lab::probe::v4(src)?,
+        lab::probe::v4(dst)?,
+        count,
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", lab::capture::render(&v, from, to, &cen.name, dst));
+    }
+    Ok(if v.encrypted() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn demo(lab: &Lab, method: Option<Method>) -> Result<ExitCode> {
     let cfg = fabric_config(None, method)?;
     println!("== bringing up lab {} (method {})", lab.name, cfg.method());
@@ -415,7 +462,10 @@ fn demo(lab: &Lab, method: Option<Method>) -> Result<ExitCode> {
         let ok_probe = probe(lab, "client", "ecs", 5)? == ExitCode::SUCCESS;
         println!("\n== the walk, both ways, checked against real packets");
         let ok_trace = trace(lab, "client", "ecs", false)? == ExitCode::SUCCESS;
-        Ok(ok_probe && ok_trace)
+        println!("\n== is the private line encrypted? (the seed's starting point: it is not)");
+        // No tunnel exists yet, so the expected verdict is plaintext; anything else is a bug.
+        let plaintext = verify(lab, "client", "ecs", 10, false)? == ExitCode::FAILURE;
+        Ok(ok_probe && ok_trace && plaintext)
     })();
     println!("== taking lab {} down", lab.name);
     lab.down()?;

@@ -329,3 +329,29 @@ fn missing_prerequisites_are_one_clear_line() {
     assert_gone("vt-nobody");
     assert_gone("vt-noip");
 }
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn verify_sees_the_plain_line_in_the_clear() {
+    let lab = "vt-verify";
+    let _down = Down(lab);
+    let _ = vpngw(lab, &["down"]);
+    ok(lab, &["up"]);
+    // No tunnel yet: the seed's starting point, a private line that is not encrypted.
+    let out = vpngw(
+        lab,
+        &["verify", "--from", "client", "--to", "ecs", "--count", "5"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("5/5 echo replies"), "{text}");
+    assert!(
+        text.contains("plaintext: 192.168.10.10 → 172.16.2.10"),
+        "{text}"
+    );
+    assert!(
+        text.contains("plaintext: 172.16.2.10 → 192.168.10.10"),
+        "{text}"
+    );
+    assert!(text.contains("verdict: PLAINTEXT"), "{text}");
+}

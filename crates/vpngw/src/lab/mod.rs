@@ -12,6 +12,7 @@
 //! No namespace is ever linked to the host's own network: every veth has both ends inside
 //! lab namespaces.
 
+pub(crate) mod capture;
 pub(crate) mod controller;
 pub(crate) mod netns;
 pub(crate) mod probe;
