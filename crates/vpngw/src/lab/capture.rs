@@ -89,9 +89,9 @@ fn read_until(sock: &Socket, stop: &AtomicBool, a: Ipv4Addr, b: Ipv4Addr) -> Ver
     let mut buf = [0u8; 65536];
     let deadline = Instant::now() + Duration::from_secs(30);
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        let n = match (&*sock).read(&mut buf) {
-            Ok(n) => n,
-            Err(_) => continue,
+        // Read timeouts are how the loop notices `stop`.
+        let Ok(n) = (&*sock).read(&mut buf) else {
+            continue;
         };
         classify(&buf[..n], a, b, &mut v);
     }
