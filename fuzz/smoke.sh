@@ -5,13 +5,13 @@
 # Needs: the nightly toolchain (rustup) and cargo-fuzz; installs cargo-fuzz if missing.
 # New corpus entries go to a temporary directory, so the committed seeds stay as they are;
 # a crashing input is left in artifacts/<target>/.
-# Usage: bash fuzz/smoke.sh [target ...]     (default: recv, the ESP receive path)
+# Usage: bash fuzz/smoke.sh [target ...]     (default: every target in fuzz/Cargo.toml)
 # Env:   FUZZ_SECONDS=30   CARGO_TARGET_DIR=... (optional; default fuzz/target)
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${FUZZ_SECONDS:-30}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(recv)
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   echo "fuzz smoke: no nightly toolchain; install one (rustup toolchain install nightly)" >&2

@@ -20,3 +20,6 @@ cargo test -p vpngw --test lab --locked -- --ignored --test-threads 4
 
 echo "== BGP interop with real BIRD 2 and GoBGP in network namespaces (root)"
 cargo test -p bgp --test bird --test gobgp --locked -- --ignored
+
+echo "== fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:=20} s from its seed corpus (nightly)"
+FUZZ_SECONDS=$FUZZ_SECONDS bash fuzz/smoke.sh
