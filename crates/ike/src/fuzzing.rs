@@ -124,3 +124,113 @@ impl crate::rng::Rng for CountingRng {
         Ok(())
     }
 }
+
+/// Arbitrary datagrams into an [`Endpoint`](crate::Endpoint) that has an established IKE
+/// SA with a peer: `data` is split at `0xfe 0xfe` into datagrams; each is delivered
+/// as-is, or (when its first byte is odd) with the established SA's SPIs written over
+/// its first 16 bytes, so the fuzzer reaches the per-SA code. Afterwards the SA must
+/// still be established, and the endpoint's outputs are drained.
+#[allow(clippy::panic)]
+pub fn endpoint_datagrams(data: &[u8]) {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::time::{Duration, Instant};
+
+    use crate::fsm::{ConnectionConfig, DpdAction, Endpoint, EndpointConfig, SaState};
+    use crate::packet::Identity;
+    use crate::{Secret, TrafficSelectorPolicy};
+
+    let a_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 500);
+    let b_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 500);
+    let conn = |local, remote, initiate| ConnectionConfig {
+        name: "fuzz".into(),
+        local,
+        remote,
+        local_id: Identity::Fqdn(if initiate { "a" } else { "b" }.into()),
+        remote_id: Identity::Fqdn(if initiate { "b" } else { "a" }.into()),
+        psk: Secret::from_slice(b"fuzz"),
+        ike_proposals: Proposal::parse_list(ProtocolId::IKE, "aes128gcm16-prfsha256-x25519")
+            .unwrap_or_default(),
+        esp_proposals: Proposal::parse_list(ProtocolId::ESP, "aes128gcm16").unwrap_or_default(),
+        ts: TrafficSelectorPolicy::RouteBased,
+        ike_lifetime: Duration::from_secs(3600),
+        child_lifetime: Duration::from_secs(1800),
+        child_lifetime_bytes: None,
+        rekey_margin: Duration::from_secs(60),
+        rand_jitter: Duration::ZERO,
+        dpd_interval: Some(Duration::from_secs(30)),
+        dpd_retries: 3,
+        dpd_action: DpdAction::Clear,
+        initiate,
+    };
+    let now = Instant::now();
+    let mut a = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix(1)));
+    let mut b = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix(2)));
+    b.add_connection(now, conn(b_addr, a_addr, false));
+    a.add_connection(now, conn(a_addr, b_addr, true));
+    for _ in 0..8 {
+        while let Some(t) = a.poll_transmit() {
+            b.handle_datagram(now, t.remote, t.local, &t.payload);
+        }
+        while let Some(t) = b.poll_transmit() {
+            a.handle_datagram(now, t.remote, t.local, &t.payload);
+        }
+    }
+    let Some(info) = b.sas().next() else {
+        panic!("the fixed pair did not establish");
+    };
+    let spis: Vec<u8> = [info.spi_i.0, info.spi_r.0].concat();
+    for d in split_datagrams(data) {
+        let mut d = d.to_vec();
+        if d.first().is_some_and(|f| f % 2 == 1) && d.len() >= 16 {
+            if let Some(head) = d.get_mut(..16) {
+                head.copy_from_slice(&spis);
+            }
+        }
+        b.handle_datagram(now, b_addr, a_addr, &d);
+        while b.poll_transmit().is_some() {}
+        while b.poll_event().is_some() {}
+    }
+    let later = now + Duration::from_secs(1);
+    b.handle_timeout(later);
+    if !b
+        .sas()
+        .any(|s| s.state == SaState::Established && s.children.len() == 1)
+    {
+        panic!("fuzz input killed the established SA");
+    }
+}
+
+fn split_datagrams(data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i + 1 < data.len() {
+        if data.get(i..i + 2) == Some(&[0xfe, 0xfe][..]) {
+            out.push(data.get(start..i).unwrap_or_default());
+            start = i + 2;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    out.push(data.get(start..).unwrap_or_default());
+    out
+}
+
+/// splitmix64, for reproducible fuzz runs.
+struct SplitMix(u64);
+
+impl crate::rng::Rng for SplitMix {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), crate::rng::RandomError> {
+        for chunk in dest.chunks_mut(8) {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            let bytes = z.to_be_bytes();
+            chunk.copy_from_slice(bytes.get(..chunk.len()).unwrap_or_default());
+        }
+        Ok(())
+    }
+}

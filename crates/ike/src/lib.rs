@@ -1,6 +1,6 @@
 //! IKEv2 ([RFC 7296]) for the vpngw IPsec gateway: the wire codec, the proposal language
-//! and negotiation, and the cryptographic suite. The sans-IO IKE state machines (`IkeSa`)
-//! are built on top of this crate.
+//! and negotiation, the cryptographic suite, and the sans-IO state machines ([`fsm`]:
+//! [`Endpoint`] and its IKE SAs).
 //!
 //! This crate owns:
 //!
@@ -20,9 +20,9 @@
 //! - **errors** ([`error`]) split by blame, each mapped to the Notify RFC 7296 prescribes.
 //!
 //! It never does I/O: no sockets, no clocks, no threads, no logging, and no randomness of
-//! its own (an [`Rng`] is passed in; [`SystemRng`] wraps AWS-LC's CSPRNG). It holds no
-//! per-SA state beyond key schedules, and never retransmits, times out or decides whether
-//! to answer a message: that is the state machine's job.
+//! its own (an [`Rng`] is passed in; [`SystemRng`] wraps AWS-LC's CSPRNG; the time is
+//! passed in as `now`). Retransmission, timeouts and the decision whether to answer a
+//! message belong to [`fsm`]; the codec and crypto layers below it hold no per-SA state.
 //!
 //! ```text
 //!  UDP payload ──> Message::decode ───────────────> Message { header, payloads }
@@ -57,6 +57,7 @@
 
 pub mod crypto;
 pub mod error;
+pub mod fsm;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod packet;
@@ -69,6 +70,11 @@ mod tests;
 
 pub use crypto::{ChildKeys, ChildSuite, Encr, IkeKeys, IkeSuite, Integ, KeyExchange, Prf, Role};
 pub use error::{ApiMisuse, DecodeError, DecodeErrorKind, Error, PeerMisbehaved, Unsupported};
+pub use fsm::{
+    ChildInfo, ChildSa, ChildSaSignal, ConnId, ConnectionConfig, DownReason, DpdAction, Endpoint,
+    EndpointConfig, Event, RetransmitConfig, SaInfo, SaState, Stats, TrafficSelectorPolicy,
+    Transmit,
+};
 pub use packet::{Message, MessageBuilder};
 pub use proposal::{select, NoProposalChosen, Proposal, Selected};
 pub use rng::{RandomError, Rng, SystemRng};

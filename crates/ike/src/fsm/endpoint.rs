@@ -1,0 +1,592 @@
+//! The [`Endpoint`]: every IKE SA of the gateway, demultiplexed by our SPI, and the
+//! stateless side of IKE_SA_INIT (cookies, half-open limits, RFC 7296 §2.6).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::config::{ConnectionConfig, EndpointConfig};
+use super::ctx::Ctx;
+use super::event::{ChildSaSignal, ConnId, DownReason, Event, SaInfo, SaState, Stats, Transmit};
+use super::ike_sa::{select_for_ke, Action, IkeSa, NATT_PORT};
+use crate::crypto::auth::cookie;
+use crate::crypto::{ct_eq, IkeSuite};
+use crate::packet::iana::{ExchangeType, NotifyType};
+use crate::packet::{
+    find_notify, Flags, Header, IkeSpi, Message, MessageBuilder, NotifyPayload, Payload, RawHeader,
+};
+use crate::proposal::SelectOptions;
+use crate::rng::Rng;
+use crate::secret::Secret;
+
+#[derive(Debug)]
+struct Conn {
+    cfg: Arc<ConnectionConfig>,
+}
+
+#[derive(Debug)]
+struct CookieSecrets {
+    current: Secret,
+    previous: Option<Secret>,
+    version: u32,
+    rotated_at: Option<Instant>,
+}
+
+/// All IKE SAs of this gateway.
+///
+/// Sans-IO, as `quinn_proto::Endpoint`: it never reads a clock or touches a socket. After
+/// every input (`add_connection`, `initiate`, `terminate`, `remove_connection`,
+/// [`handle_datagram`](Self::handle_datagram), [`handle_timeout`](Self::handle_timeout),
+/// [`handle_child_event`](Self::handle_child_event)) the caller must, in this order:
+///
+/// 1. send every datagram from [`poll_transmit`](Self::poll_transmit) until `None`;
+/// 2. act on every [`Event`] from [`poll_event`](Self::poll_event) until `None` (install
+///    Child SAs before removing the ones they replace);
+/// 3. re-arm its timer to [`poll_timeout`](Self::poll_timeout) and call
+///    [`handle_timeout`](Self::handle_timeout) when it fires (a time in the past means
+///    "now").
+#[derive(Debug)]
+pub struct Endpoint {
+    ctx: Ctx,
+    conns: BTreeMap<ConnId, Conn>,
+    next_conn: u32,
+    /// By our SPI. A BTreeMap: deterministic iteration, so seeded runs replay exactly.
+    sas: BTreeMap<IkeSpi, IkeSa>,
+    /// Responder SAs by the IKE_SA_INIT request that created them.
+    by_init: HashMap<(SocketAddr, IkeSpi), IkeSpi>,
+    cookie: CookieSecrets,
+}
+
+impl Endpoint {
+    /// An endpoint without connections. `rng` supplies SPIs, nonces, key-exchange
+    /// private values, IVs, jitter and the cookie secret: use [`crate::SystemRng`].
+    pub fn new(config: EndpointConfig, mut rng: Box<dyn Rng + Send>) -> Self {
+        let mut secret = vec![0u8; 32];
+        // A failed RNG leaves a zero secret: cookies then only stop blind floods.
+        let _ = rng.fill(&mut secret);
+        Self {
+            ctx: Ctx {
+                cfg: config,
+                rng,
+                transmits: VecDeque::new(),
+                events: VecDeque::new(),
+                stats: Stats::default(),
+                child_spis: Default::default(),
+                ike_spis: Default::default(),
+            },
+            conns: BTreeMap::new(),
+            next_conn: 0,
+            sas: BTreeMap::new(),
+            by_init: HashMap::new(),
+            cookie: CookieSecrets {
+                current: Secret::new(secret),
+                previous: None,
+                version: 0,
+                rotated_at: None,
+            },
+        }
+    }
+
+    /// Adds a connection; initiates at once when `conn.initiate`.
+    pub fn add_connection(&mut self, now: Instant, conn: ConnectionConfig) -> ConnId {
+        let id = ConnId(self.next_conn);
+        self.next_conn = self.next_conn.wrapping_add(1);
+        let initiate = conn.initiate;
+        self.conns.insert(
+            id,
+            Conn {
+                cfg: Arc::new(conn),
+            },
+        );
+        if initiate {
+            self.initiate(now, id);
+        }
+        id
+    }
+
+    /// Deletes the connection's SAs (DELETE to the peer, Down events now) and forgets it.
+    pub fn remove_connection(&mut self, now: Instant, id: ConnId) {
+        self.terminate(now, id);
+        self.conns.remove(&id);
+    }
+
+    /// Starts IKE_SA_INIT for the connection unless an IKE SA is up or being set up.
+    pub fn initiate(&mut self, now: Instant, id: ConnId) {
+        let busy = self.sas.values().any(|sa| {
+            sa.conn == id
+                && matches!(
+                    sa.state,
+                    SaState::ExpectSaInitResponse
+                        | SaState::ExpectAuthResponse
+                        | SaState::Established
+                )
+        });
+        if !busy {
+            self.start(now, id);
+        }
+    }
+
+    fn start(&mut self, now: Instant, id: ConnId) {
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        match IkeSa::initiate(&mut self.ctx, now, id, conn.cfg.clone()) {
+            Ok(sa) => {
+                self.sas.insert(sa.local_spi(), sa);
+            }
+            Err(e) => self.ctx.event(Event::IkeDown {
+                conn: id,
+                reason: DownReason::Protocol(e.to_string()),
+            }),
+        }
+    }
+
+    /// Deletes the connection's IKE SA(s) and Child SAs: Down events now, DELETE sent.
+    pub fn terminate(&mut self, now: Instant, id: ConnId) {
+        let spis: Vec<IkeSpi> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.conn == id)
+            .map(|(k, _)| *k)
+            .collect();
+        for spi in spis {
+            if let Some(sa) = self.sas.get_mut(&spi) {
+                let actions = sa.terminate(&mut self.ctx, now);
+                self.apply(now, spi, actions);
+            }
+        }
+    }
+
+    /// Rekeys the connection's established IKE SA now (RFC 7296 §2.18), as its soft
+    /// lifetime would. Extension (for `vpngw sa rekey` and tests).
+    pub fn rekey_ike(&mut self, now: Instant, id: ConnId) {
+        let spis: Vec<IkeSpi> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.conn == id && sa.state == SaState::Established)
+            .map(|(k, _)| *k)
+            .collect();
+        for spi in spis {
+            if let Some(sa) = self.sas.get_mut(&spi) {
+                let actions = sa.start_rekey_ike(&mut self.ctx, now);
+                self.apply(now, spi, actions);
+            }
+        }
+    }
+
+    /// A datagram received on UDP 500 or 4500 (for 4500 the caller has already stripped
+    /// the 4-byte non-ESP marker; the esp crate's classifier does that).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        self.ctx.stats.received += 1;
+        self.rotate_cookie_secret(now);
+        if data == [0xff] {
+            return; // NAT-T keepalive
+        }
+        let Ok(raw) = Header::peek(data) else {
+            self.ctx.stats.dropped_malformed += 1;
+            return;
+        };
+        if raw.major_version != Header::MAJOR_VERSION {
+            self.ctx.stats.dropped_malformed += 1;
+            return;
+        }
+        let hdr = raw.header;
+        if hdr.exchange == ExchangeType::IKE_SA_INIT
+            && !hdr.flags.is_response()
+            && hdr.flags.is_initiator()
+            && hdr.spi_r.is_zero()
+        {
+            self.on_init_request(now, local, remote, data, &raw);
+            return;
+        }
+        let ours = if hdr.flags.is_initiator() {
+            hdr.spi_r
+        } else {
+            hdr.spi_i
+        };
+        let Some(sa) = self.sas.get_mut(&ours) else {
+            self.ctx.stats.dropped_unknown_spi += 1;
+            return;
+        };
+        let actions = sa.handle_datagram(&mut self.ctx, now, local, remote, data, &hdr);
+        self.apply(now, ours, actions);
+    }
+
+    /// Timers: retransmissions, DPD, keepalives, lifetimes, half-open expiry.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<IkeSpi> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.next_timeout().is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for spi in due {
+            if let Some(sa) = self.sas.get_mut(&spi) {
+                let actions = sa.handle_timeout(&mut self.ctx, now);
+                self.apply(now, spi, actions);
+            }
+        }
+    }
+
+    /// The data plane reports a child SA's soft/hard byte or packet limit
+    /// (`esp::SaEvent`), or that traffic arrived on an inbound SPI (for DPD: recent
+    /// inbound ESP counts as liveness, as strongSwan does).
+    pub fn handle_child_event(&mut self, now: Instant, spi_in: u32, ev: ChildSaSignal) {
+        let Some((&spi, sa)) = self.sas.iter_mut().find(|(_, sa)| sa.has_child(spi_in)) else {
+            return;
+        };
+        match ev {
+            ChildSaSignal::InboundTraffic => sa.inbound_traffic(now),
+            ChildSaSignal::SoftLimit => sa.child_limit(&mut self.ctx, now, spi_in, false),
+            ChildSaSignal::HardLimit => sa.child_limit(&mut self.ctx, now, spi_in, true),
+        }
+        let _ = spi;
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ctx.transmits.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sas.values().filter_map(IkeSa::next_timeout).min()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.ctx.events.pop_front()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.ctx.stats
+    }
+
+    /// Every IKE SA with its Child SAs (for `vpngw sa list`), except closed ones that
+    /// only linger to answer retransmissions.
+    pub fn sas(&self) -> impl Iterator<Item = SaInfo> + '_ {
+        self.sas
+            .values()
+            .filter(|sa| sa.state != SaState::Closed)
+            .map(IkeSa::info)
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    fn apply(&mut self, now: Instant, spi: IkeSpi, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Remove => {
+                    if let Some(mut sa) = self.sas.remove(&spi) {
+                        sa.release(&mut self.ctx);
+                    }
+                    self.by_init.retain(|_, v| *v != spi);
+                }
+                Action::Spawn(new) => {
+                    self.sas.insert(new.local_spi(), *new);
+                }
+                Action::GiveChildren(children, to) => match self.sas.get_mut(&to) {
+                    Some(t) => t.adopt_children(children),
+                    None => {
+                        // The peer's new IKE SA is already gone: the children die here.
+                        if let Some(sa) = self.sas.get_mut(&spi) {
+                            sa.adopt_children(children);
+                            sa.drop_with(&mut self.ctx, DownReason::Timeout);
+                        }
+                    }
+                },
+                Action::Restart(conn) => self.start(now, conn),
+                Action::InitialContact { mark } => {
+                    let Some(conn) = self.sas.get(&spi).map(|s| s.conn) else {
+                        continue;
+                    };
+                    let others: Vec<IkeSpi> = self
+                        .sas
+                        .iter()
+                        .filter(|(k, sa)| **k != spi && sa.conn == conn)
+                        .map(|(k, _)| *k)
+                        .collect();
+                    if others.is_empty() {
+                        continue;
+                    }
+                    let mark = mark.min(self.ctx.events.len());
+                    let tail = self.ctx.events.split_off(mark);
+                    for o in others {
+                        if let Some(mut sa) = self.sas.remove(&o) {
+                            sa.drop_with(&mut self.ctx, DownReason::DeletedByPeer);
+                            sa.release(&mut self.ctx);
+                        }
+                        self.by_init.retain(|_, v| *v != o);
+                    }
+                    self.ctx.events.extend(tail);
+                }
+            }
+        }
+    }
+
+    fn rotate_cookie_secret(&mut self, now: Instant) {
+        match self.cookie.rotated_at {
+            None => self.cookie.rotated_at = Some(now),
+            Some(t) if now.saturating_duration_since(t) >= self.ctx.cfg.cookie_rotation => {
+                let mut fresh = vec![0u8; 32];
+                let _ = self.ctx.rng.fill(&mut fresh);
+                let old = std::mem::replace(&mut self.cookie.current, Secret::new(fresh));
+                self.cookie.previous = Some(old);
+                self.cookie.version = self.cookie.version.wrapping_add(1);
+                self.cookie.rotated_at = Some(now);
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn respond_stateless(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        spi_i: IkeSpi,
+        notify: NotifyPayload,
+    ) {
+        let Ok(bytes) = MessageBuilder::new(
+            spi_i,
+            IkeSpi::ZERO,
+            ExchangeType::IKE_SA_INIT,
+            Flags::RESPONSE,
+            0,
+        )
+        .payload(notify)
+        .encode() else {
+            return;
+        };
+        self.ctx.transmit(Transmit {
+            local,
+            remote,
+            non_esp_marker: local.port() == NATT_PORT,
+            payload: bytes,
+        });
+    }
+
+    fn half_open(&self) -> impl Iterator<Item = &IkeSa> {
+        self.sas
+            .values()
+            .filter(|sa| sa.state == SaState::ExpectAuthRequest)
+    }
+
+    fn cookie_valid(&self, msg: &Message, ni: &[u8], remote: SocketAddr) -> bool {
+        // RFC 7296 §2.6: the COOKIE notify must be the first payload.
+        let Some(Payload::Notify(n)) = msg.payloads.first() else {
+            return false;
+        };
+        if n.notify_type != NotifyType::COOKIE {
+            return false;
+        }
+        let Some(version) = n
+            .data
+            .get(..4)
+            .and_then(|v| <[u8; 4]>::try_from(v).ok())
+            .map(u32::from_be_bytes)
+        else {
+            return false;
+        };
+        let secret = if version == self.cookie.version {
+            Some(&self.cookie.current)
+        } else if version == self.cookie.version.wrapping_sub(1) {
+            self.cookie.previous.as_ref()
+        } else {
+            None
+        };
+        secret.is_some_and(|s| {
+            let expected = cookie(version, s, ni, remote.ip(), msg.header.spi_i);
+            ct_eq(&expected, &n.data)
+        })
+    }
+
+    fn on_init_request(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        raw: &RawHeader,
+    ) {
+        let hdr = raw.header;
+        if hdr.message_id != 0 {
+            self.ctx.stats.dropped_message_id += 1;
+            return;
+        }
+        // A retransmission of a request we answered: the SA answers from its cache.
+        if let Some(&spi) = self.by_init.get(&(remote, hdr.spi_i)) {
+            if let Some(sa) = self.sas.get_mut(&spi) {
+                let actions = sa.handle_datagram(&mut self.ctx, now, local, remote, data, &hdr);
+                self.apply(now, spi, actions);
+                return;
+            }
+        }
+        let Ok(msg) = Message::decode(data) else {
+            self.ctx.stats.dropped_malformed += 1;
+            return;
+        };
+        let per_peer = self
+            .half_open()
+            .filter(|sa| sa.remote.ip() == remote.ip())
+            .count();
+        if per_peer >= self.ctx.cfg.half_open_per_peer {
+            self.ctx.stats.dropped_half_open += 1;
+            return;
+        }
+        let ni = msg.payloads.iter().find_map(|p| match p {
+            Payload::Nonce(n) => Some(n.clone()),
+            _ => None,
+        });
+        let Some(ni) = ni else {
+            self.ctx.stats.error_notifies_sent += 1;
+            self.respond_stateless(
+                local,
+                remote,
+                hdr.spi_i,
+                NotifyPayload::new(NotifyType::INVALID_SYNTAX, Vec::new()),
+            );
+            return;
+        };
+        if self.half_open().count() >= self.ctx.cfg.cookie_threshold
+            && !self.cookie_valid(&msg, ni.as_bytes(), remote)
+        {
+            if find_notify(&msg.payloads, NotifyType::COOKIE).is_some() {
+                self.ctx.stats.dropped_bad_cookie += 1;
+            }
+            let c = cookie(
+                self.cookie.version,
+                &self.cookie.current,
+                ni.as_bytes(),
+                remote.ip(),
+                hdr.spi_i,
+            );
+            self.ctx.stats.cookies_sent += 1;
+            self.respond_stateless(local, remote, hdr.spi_i, NotifyPayload::cookie(c));
+            return;
+        }
+        let candidates: Vec<(ConnId, Arc<ConnectionConfig>)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                (c.cfg.remote.ip() == remote.ip() || c.cfg.remote.ip().is_unspecified())
+                    && (c.cfg.local.ip() == local.ip() || c.cfg.local.ip().is_unspecified())
+            })
+            .map(|(id, c)| (*id, c.cfg.clone()))
+            .collect();
+        let sa_payload = msg.payloads.iter().find_map(|p| match p {
+            Payload::Sa(s) => Some(s),
+            _ => None,
+        });
+        let ke = msg.payloads.iter().find_map(|p| match p {
+            Payload::Ke(k) => Some(k),
+            _ => None,
+        });
+        let (Some(sa_payload), Some(ke)) = (sa_payload, ke) else {
+            self.ctx.stats.error_notifies_sent += 1;
+            self.respond_stateless(
+                local,
+                remote,
+                hdr.spi_i,
+                NotifyPayload::new(NotifyType::INVALID_SYNTAX, Vec::new()),
+            );
+            return;
+        };
+        let mut chosen = None;
+        let mut first_failure = None;
+        for (i, (_, cfg)) in candidates.iter().enumerate() {
+            match select_for_ke(
+                sa_payload,
+                &cfg.ike_proposals,
+                Some(ke.method),
+                SelectOptions::default(),
+            ) {
+                Ok(s) => {
+                    chosen = Some((i, s));
+                    break;
+                }
+                Err(npc) => {
+                    first_failure.get_or_insert(npc);
+                }
+            }
+        }
+        let Some((index, chosen)) = chosen else {
+            self.ctx.stats.error_notifies_sent += 1;
+            self.respond_stateless(
+                local,
+                remote,
+                hdr.spi_i,
+                NotifyPayload::new(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new()),
+            );
+            if let (Some((conn, _)), Some(npc)) = (candidates.first(), first_failure) {
+                self.ctx.event(Event::IkeDown {
+                    conn: *conn,
+                    reason: DownReason::NoProposalChosen {
+                        offered: npc.offered,
+                        configured: npc.configured,
+                    },
+                });
+            }
+            return;
+        };
+        let Ok(suite) = IkeSuite::from_proposal(&chosen.proposal) else {
+            self.respond_stateless(
+                local,
+                remote,
+                hdr.spi_i,
+                NotifyPayload::new(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new()),
+            );
+            return;
+        };
+        if suite.ke != ke.method {
+            // RFC 7296 §1.2: name the group we want; keep no state.
+            self.ctx.stats.error_notifies_sent += 1;
+            self.respond_stateless(
+                local,
+                remote,
+                hdr.spi_i,
+                NotifyPayload::invalid_ke_payload(suite.ke),
+            );
+            return;
+        }
+        // The accepting connection first; the others may still match IDi in IKE_AUTH.
+        let mut ordered = candidates;
+        if index < ordered.len() {
+            let c = ordered.remove(index);
+            ordered.insert(0, c);
+        }
+        match IkeSa::respond_init(
+            &mut self.ctx,
+            now,
+            ordered,
+            local,
+            remote,
+            &msg,
+            data,
+            &chosen,
+            ke,
+            &ni,
+        ) {
+            Ok(sa) => {
+                let spi = sa.local_spi();
+                self.by_init.insert((remote, hdr.spi_i), spi);
+                self.sas.insert(spi, sa);
+            }
+            Err(e) => {
+                if let Some(n) = e.notify() {
+                    self.ctx.stats.error_notifies_sent += 1;
+                    self.respond_stateless(local, remote, hdr.spi_i, n.into());
+                } else {
+                    self.ctx.stats.dropped_malformed += 1;
+                }
+            }
+        }
+    }
+}
