@@ -5,7 +5,9 @@
 //! routing logic live in the pure crates (`rib`, `fabric`, `esp`), which it only drives.
 
 mod api;
+mod cli;
 mod config;
+mod daemon;
 mod lab;
 mod output;
 
@@ -42,6 +44,16 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Run the gateway daemon in the foreground (TUN device, UDP 500/4500, REST API) until
+    /// SIGTERM; SIGHUP re-reads and validates the configuration.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// The running daemon's status, through its API.
+    Status(cli::StatusArgs),
+    /// The running daemon's connections, through its API.
+    Conn(cli::ConnArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +166,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Lab { name, command } => lab_command(&Lab::new(&name)?, command),
         Command::Check { config } => Ok(config::check_command(&config)),
+        Command::Run { config } => daemon::run(&config),
+        Command::Status(args) => cli::status(args),
+        Command::Conn(args) => cli::conn(args),
     }
 }
 

@@ -1,5 +1,6 @@
 //! What the [`Endpoint`](super::Endpoint) reports: datagrams to send, events, state.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,47 @@ pub enum DownReason {
     Rekeyed,
     /// The peer answered with another error notify (its name). Extension.
     Protocol(String),
+}
+
+impl fmt::Display for DownReason {
+    /// One line for logs and the CLI; NO_PROPOSAL_CHOSEN and TS_UNACCEPTABLE name both sides
+    /// as the issue requires, in strongSwan's syntax.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let side = |v: &[String]| {
+            if v.is_empty() {
+                "(not known here)".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        match self {
+            Self::PeerDead => f.write_str("peer dead (DPD)"),
+            Self::DeletedByPeer => f.write_str("deleted by the peer"),
+            Self::DeletedLocally => f.write_str("deleted locally"),
+            Self::AuthFailed => f.write_str("authentication failed"),
+            Self::NoProposalChosen {
+                offered,
+                configured,
+            } => write!(
+                f,
+                "no proposal chosen: offered {}; configured {}",
+                side(offered),
+                side(configured)
+            ),
+            Self::TsUnacceptable {
+                offered,
+                configured,
+            } => write!(
+                f,
+                "traffic selectors unacceptable: offered {} === {}; configured {} === {}",
+                offered.0, offered.1, configured.0, configured.1
+            ),
+            Self::Timeout => f.write_str("peer did not answer (retransmissions exhausted)"),
+            Self::Expired => f.write_str("hard lifetime expired"),
+            Self::Rekeyed => f.write_str("rekeyed"),
+            Self::Protocol(n) => write!(f, "peer answered {n}"),
+        }
+    }
 }
 
 /// A negotiated Child SA: everything the data plane needs for both directions.

@@ -132,6 +132,9 @@ pub(crate) struct Connection {
     pub(crate) mode: Mode,
     /// What traffic for the tunnel does while it is down.
     pub(crate) on_tunnel_down: OnTunnelDown,
+    /// Start the IKE SA at once (strongSwan's `start_action = start`); `false` waits for the
+    /// peer to initiate.
+    pub(crate) initiate: bool,
     /// The probe through the tunnel, if any.
     pub(crate) health_check: Option<HealthCheck>,
 }

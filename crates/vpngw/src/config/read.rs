@@ -40,7 +40,7 @@ pub(super) mod default {
 }
 
 const ROOT_KEYS: [&str; 5] = ["gateway", "api", "fabric", "connection", "route"];
-const CONNECTION_KEYS: [&str; 25] = [
+const CONNECTION_KEYS: [&str; 26] = [
     "name",
     "local_address",
     "peer_address",
@@ -65,6 +65,7 @@ const CONNECTION_KEYS: [&str; 25] = [
     "local_subnets",
     "remote_subnets",
     "on_tunnel_down",
+    "initiate",
     "health_check",
 ];
 const ROUTE_MODE_KEYS: [&str; 3] = ["tunnel_cidr", "local_inside", "peer_inside"];
@@ -441,6 +442,7 @@ fn connection(r: &mut Reader<'_>, t: &Table<'_>, ctx: &Ctx) -> ConnEntry {
         ]),
         OnTunnelDown::Fallback,
     );
+    let initiate = r.or(t, "initiate", &kind::boolean(), true);
     let mut health_destination = None;
     let health = health_check(r, t, mode.as_ref(), &mut health_destination);
 
@@ -460,6 +462,7 @@ fn connection(r: &mut Reader<'_>, t: &Table<'_>, ctx: &Ctx) -> ConnEntry {
             dpd: dpd?,
             mode: mode.clone()?,
             on_tunnel_down: on_tunnel_down?,
+            initiate: initiate?,
             health_check: health.clone().ok()?,
         })
     })();

@@ -10,7 +10,6 @@
 use std::{
     collections::BTreeMap,
     fs,
-    os::unix::fs::PermissionsExt,
     sync::{Arc, Mutex},
     time::Instant,
 };
@@ -19,16 +18,15 @@ use anyhow::{Context, Result};
 use axum::{
     extract::{Query, State},
     http::StatusCode,
-    response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
 use fabric::{Fabric, KernelRoute};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use tokio::net::UnixListener;
 
 use super::{netns, Lab, ROUTE_PROTO};
+use crate::api::{self, ApiError};
 
 /// A route publication, as the API and the state file carry it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -107,10 +105,7 @@ pub(crate) fn run(lab: Lab) -> Result<()> {
         .build()?;
     rt.block_on(async move {
         let sock = lab.socket_path();
-        let _ = fs::remove_file(&sock);
-        let listener =
-            UnixListener::bind(&sock).with_context(|| format!("binding {}", sock.display()))?;
-        fs::set_permissions(&sock, fs::Permissions::from_mode(0o600))?;
+        let listener = api::listen_unix(&sock)?;
         let app = Router::new()
             .route("/v1/status", get(status))
             .route("/v1/state", get(state))
@@ -230,14 +225,6 @@ fn replace_line(r: &KernelRoute) -> String {
                 hops.join(" ")
             )
         }
-    }
-}
-
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
     }
 }
 

@@ -1,0 +1,360 @@
+//! The gateway's run-time state, shared by the API and (next) the IKE driver: each
+//! connection's configuration, tunnel state and admin state, the store that persists what must
+//! survive a restart, and the metrics.
+//!
+//! Every change goes one way: check the request, persist, then change memory and log the event
+//! in the connection's span. A request that fails any step changes nothing.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::Instant,
+};
+
+use tracing::Span;
+
+use super::{
+    metrics::{Exposition, Metrics},
+    model::{
+        AdminChange, AdminState, ConnectionCounts, ConnectionInfo, Status, TunInfo, TunnelState,
+    },
+    store::Store,
+};
+use crate::config::{self, Config};
+
+/// Why a request on a connection failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GatewayError {
+    /// No connection has that name.
+    #[error("no connection named {name:?} (connections: {known})")]
+    UnknownConnection {
+        /// The name asked for.
+        name: String,
+        /// The names there are, comma-separated, or "none".
+        known: String,
+    },
+    /// The state database failed; nothing changed.
+    #[error("{0:#}")]
+    Store(anyhow::Error),
+}
+
+/// One connection at run time.
+#[derive(Debug)]
+struct Conn {
+    config: config::Connection,
+    state: TunnelState,
+    admin: AdminState,
+    /// `connection{name=…}`: every event about this connection is logged inside it.
+    span: Span,
+}
+
+/// The gateway at run time.
+#[derive(Debug)]
+pub(crate) struct Gateway {
+    name: String,
+    started: Instant,
+    tun: TunInfo,
+    routes: Vec<config::Route>,
+    /// In configuration order.
+    conns: Mutex<Vec<Conn>>,
+    store: Store,
+    metrics: Metrics,
+}
+
+impl Gateway {
+    /// The gateway for `cfg`, with each connection's admin state as `store` has it (`up` when
+    /// it has none) and every tunnel down.
+    pub(crate) fn new(
+        cfg: &Config,
+        tun: TunInfo,
+        store: Store,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
+        let saved = store.admin_states()?;
+        let conns = cfg
+            .connections
+            .iter()
+            .map(|c| {
+                let span = tracing::info_span!("connection", name = %c.name);
+                let admin = saved.get(&c.name).copied().unwrap_or(AdminState::Up);
+                span.in_scope(|| {
+                    tracing::info!(
+                        local = %c.local_address,
+                        peer = %c.peer_address,
+                        mode = %mode_name(&c.mode),
+                        admin_state = %admin,
+                        state = %TunnelState::Down,
+                        "connection loaded"
+                    );
+                });
+                Conn {
+                    config: c.clone(),
+                    state: TunnelState::Down,
+                    admin,
+                    span,
+                }
+            })
+            .collect();
+        for name in saved.keys().filter(|n| cfg.connection(n).is_none()) {
+            tracing::debug!(connection = %name, "stored admin state kept for a connection not in the configuration");
+        }
+        Ok(Self {
+            name: cfg.gateway.name.clone(),
+            started: Instant::now(),
+            tun,
+            routes: cfg.routes.clone(),
+            conns: Mutex::new(conns),
+            store,
+            metrics,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Conn>> {
+        // Every writer changes memory only after its last fallible step, so the data behind a
+        // poisoned lock is still consistent.
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `GET /v1/status`.
+    pub(crate) fn status(&self) -> Status {
+        let conns = self.lock();
+        let mut by_state: BTreeMap<TunnelState, usize> =
+            TunnelState::ALL.iter().map(|s| (*s, 0)).collect();
+        for c in conns.iter() {
+            *by_state.entry(c.state).or_default() += 1;
+        }
+        Status {
+            gateway: self.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            tun: self.tun.clone(),
+            connections: ConnectionCounts {
+                total: conns.len(),
+                by_state,
+                admin_down: conns.iter().filter(|c| c.admin == AdminState::Down).count(),
+            },
+        }
+    }
+
+    fn info(&self, c: &Conn) -> ConnectionInfo {
+        ConnectionInfo::new(&c.config, &self.routes, c.state, c.admin)
+    }
+
+    /// `GET /v1/connections`, in configuration order.
+    pub(crate) fn connections(&self) -> Vec<ConnectionInfo> {
+        self.lock().iter().map(|c| self.info(c)).collect()
+    }
+
+    /// `GET /v1/connections/{name}`.
+    pub(crate) fn connection(&self, name: &str) -> Result<ConnectionInfo, GatewayError> {
+        let conns = self.lock();
+        let i = find(&conns, name)?;
+        Ok(self.info(&conns[i]))
+    }
+
+    /// `POST /v1/connections/{name}/up|down`: persisted before it takes effect.
+    pub(crate) fn set_admin(
+        &self,
+        name: &str,
+        want: AdminState,
+    ) -> Result<AdminChange, GatewayError> {
+        let mut conns = self.lock();
+        let i = find(&conns, name)?;
+        let c = &mut conns[i];
+        let previous = c.admin;
+        if previous != want {
+            self.store
+                .set_admin(name, want)
+                .map_err(GatewayError::Store)?;
+            c.admin = want;
+            c.span.in_scope(|| {
+                tracing::info!(from = %previous, to = %want, "admin state changed");
+            });
+        }
+        Ok(AdminChange {
+            name: name.to_owned(),
+            admin_state: want,
+            previous,
+            changed: previous != want,
+        })
+    }
+
+    /// Records a tunnel state change and logs it as an event of the connection. For the IKE
+    /// driver (issue 5's next step); returns false for an unknown name.
+    pub(crate) fn set_state(&self, name: &str, state: TunnelState) -> bool {
+        let mut conns = self.lock();
+        let Ok(i) = find(&conns, name) else {
+            return false;
+        };
+        let c = &mut conns[i];
+        if c.state != state {
+            let previous = c.state;
+            c.state = state;
+            c.span
+                .in_scope(|| tracing::info!(from = %previous, to = %state, "tunnel state changed"));
+        }
+        true
+    }
+
+    /// `GET /metrics`: the Prometheus text exposition.
+    pub(crate) fn metrics(&self) -> String {
+        let mut out = Exposition::default();
+        out.family(
+            "vpngw_build_info",
+            "gauge",
+            "Always 1; the daemon's version and gateway name as labels.",
+        );
+        out.sample(
+            "vpngw_build_info",
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("gateway", &self.name),
+            ],
+            1,
+        );
+        {
+            let conns = self.lock();
+            out.family(
+                "vpngw_connection_up",
+                "gauge",
+                "1 when the connection's tunnel is up (IKE SA and child SA established).",
+            );
+            for c in conns.iter() {
+                out.sample(
+                    "vpngw_connection_up",
+                    &[("connection", &c.config.name)],
+                    u64::from(c.state == TunnelState::Up),
+                );
+            }
+            out.family(
+                "vpngw_connection_admin_up",
+                "gauge",
+                "1 when the operator wants the connection up, 0 when held down.",
+            );
+            for c in conns.iter() {
+                out.sample(
+                    "vpngw_connection_admin_up",
+                    &[("connection", &c.config.name)],
+                    u64::from(c.admin == AdminState::Up),
+                );
+            }
+        }
+        self.metrics.write(&mut out);
+        out.finish()
+    }
+}
+
+fn find(conns: &[Conn], name: &str) -> Result<usize, GatewayError> {
+    conns
+        .iter()
+        .position(|c| c.config.name == name)
+        .ok_or_else(|| GatewayError::UnknownConnection {
+            name: name.to_owned(),
+            known: if conns.is_empty() {
+                "none".to_owned()
+            } else {
+                conns
+                    .iter()
+                    .map(|c| c.config.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
+}
+
+fn mode_name(m: &config::Mode) -> &'static str {
+    match m {
+        config::Mode::Route { .. } => "route",
+        config::Mode::Policy { .. } => "policy",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::testutil::{test_config, TempDir};
+
+    fn gateway(dir: &TempDir) -> Gateway {
+        let cfg = test_config(dir);
+        let store = Store::open(&cfg.gateway.state_dir).unwrap();
+        let tun = TunInfo {
+            name: cfg.gateway.tun.clone(),
+            mtu: cfg.gateway.mtu,
+            addresses: Vec::new(),
+        };
+        Gateway::new(&cfg, tun, store, Metrics::default()).unwrap()
+    }
+
+    #[test]
+    fn admin_state_is_persisted_and_an_unknown_name_changes_nothing() {
+        let dir = TempDir::new("gateway");
+        let gw = gateway(&dir);
+        assert_eq!(gw.connection("dc1").unwrap().admin_state, AdminState::Up);
+        let ch = gw.set_admin("dc1", AdminState::Down).unwrap();
+        assert!(ch.changed);
+        assert_eq!(ch.previous, AdminState::Up);
+        let again = gw.set_admin("dc1", AdminState::Down).unwrap();
+        assert!(!again.changed);
+
+        let before = gw.connections();
+        let e = gw.set_admin("nosuch", AdminState::Down).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no connection named \"nosuch\" (connections: dc1, branch)"
+        );
+        assert_eq!(gw.connections(), before);
+        assert_eq!(gw.status().connections.admin_down, 1);
+
+        drop(gw);
+        let gw = gateway(&dir);
+        assert_eq!(gw.connection("dc1").unwrap().admin_state, AdminState::Down);
+        assert_eq!(gw.connection("branch").unwrap().admin_state, AdminState::Up);
+    }
+
+    #[test]
+    fn status_counts_every_state_and_metrics_follow_the_connections() {
+        let dir = TempDir::new("gateway-status");
+        let gw = gateway(&dir);
+        let st = gw.status();
+        assert_eq!(st.connections.total, 2);
+        assert_eq!(
+            st.connections.by_state,
+            BTreeMap::from([
+                (TunnelState::Down, 2),
+                (TunnelState::Connecting, 0),
+                (TunnelState::Up, 0)
+            ])
+        );
+        assert!(gw.set_state("dc1", TunnelState::Up));
+        assert!(!gw.set_state("nosuch", TunnelState::Up));
+        gw.set_admin("branch", AdminState::Down).unwrap();
+        let m = gw.metrics();
+        assert!(
+            m.contains("vpngw_connection_up{connection=\"dc1\"} 1\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("vpngw_connection_up{connection=\"branch\"} 0\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("vpngw_connection_admin_up{connection=\"branch\"} 0\n"),
+            "{m}"
+        );
+        assert!(m.contains("vpngw_build_info{version=\""), "{m}");
+    }
+
+    #[test]
+    fn connection_info_has_no_secret_source() {
+        let dir = TempDir::new("gateway-secret");
+        let gw = gateway(&dir);
+        let json = serde_json::to_string(&gw.connections()).unwrap();
+        assert!(!json.contains("psk"), "{json}");
+        assert!(!json.contains(".psk"), "{json}");
+        let dc1 = gw.connection("dc1").unwrap();
+        assert_eq!(dc1.routes.len(), 1);
+        assert_eq!(dc1.on_tunnel_down, "fallback");
+        assert_eq!(dc1.dpd.action, "restart");
+    }
+}

@@ -1,0 +1,278 @@
+//! `vpngw run --config FILE`: the gateway daemon, in the foreground (systemd's `Type=simple`;
+//! `packaging/vpngw.service`).
+//!
+//! ```text
+//!   start: config ─► state db (lock) ─► API socket ─► TUN ─► UDP 500/4500 ─► TCP API ─► ready
+//!
+//!   main task: signals ── SIGHUP: re-read and validate the config, log the diff (not applied)
+//!      │                └ SIGTERM, SIGINT: stop (below)
+//!      ├── API, Unix socket [api] socket (0600) ─┐
+//!      ├── API, TCP [api] listen (bearer token) ─┴─► Gateway { connections, store, metrics }
+//!      └── tunnel engine: UDP 500/4500 ⇄ ike::Endpoint, TUN ⇄ esp SAs ──► state events
+//!          (see `tunnel`)
+//!
+//!   stop: API servers drain (5 s at most) ─► tasks end ─► sockets closed ─► TUN closed
+//!         (the kernel removes it with its addresses) ─► API socket file removed
+//! ```
+//!
+//! Every step that fails at start stops the daemon with one line naming what failed, and
+//! undoes the steps before it (the TUN device is not persistent; the socket file is removed).
+//! A second daemon on the same `state_dir` or API socket is refused rather than allowed to
+//! take them over.
+
+mod gateway;
+mod metrics;
+pub(crate) mod model;
+mod outer;
+mod server;
+mod store;
+#[cfg(test)]
+pub(crate) mod testutil;
+mod tun;
+mod tunnel;
+
+use std::{
+    fs,
+    future::IntoFuture,
+    io,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use confread::ConfigErrors;
+use tokio::{
+    net::TcpListener,
+    signal::unix::{signal, Signal, SignalKind},
+    sync::{mpsc, watch},
+    task::JoinSet,
+};
+
+use self::{
+    gateway::Gateway,
+    metrics::{Counter, Metrics},
+    outer::OuterSockets,
+    store::Store,
+    tun::Tun,
+    tunnel::Engine,
+};
+use crate::{
+    api,
+    config::{self, Config},
+};
+
+/// How long in-flight API requests may take to finish at shutdown.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Runs the daemon until SIGTERM or SIGINT. A configuration with errors prints them as
+/// `vpngw check` does and returns 1; a failure to start is an error (one line, exit 1).
+pub(crate) fn run(path: &Path) -> Result<ExitCode> {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            report(path, &errors);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(path.to_owned(), cfg))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every error, one per line, then the count: what `vpngw check` prints.
+fn report(path: &Path, errors: &ConfigErrors) {
+    eprintln!("{errors}");
+    let n = errors.len();
+    eprintln!(
+        "{}: {n} error{}",
+        path.display(),
+        if n == 1 { "" } else { "s" }
+    );
+}
+
+/// The signals the daemon handles, registered before anything else so that one arriving
+/// during startup is held until the daemon is ready to act on it.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// Removes the API socket file when dropped: at shutdown, and when startup fails after
+/// binding it.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        match fs::remove_file(&self.0) {
+            Ok(()) => tracing::debug!(socket = %self.0.display(), "API socket removed"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(socket = %self.0.display(), "removing the API socket: {e}"),
+        }
+    }
+}
+
+async fn serve(path: PathBuf, cfg: Config) -> Result<()> {
+    let mut signals = Signals::new().context("installing signal handlers")?;
+    let token = match &cfg.api.tcp {
+        Some(t) => Some(t.token.load().context("reading [api] token_file")?),
+        None => None,
+    };
+    let store = Store::open(&cfg.gateway.state_dir)?;
+    let unix = api::listen_unix(&cfg.api.socket)?;
+    let socket_file = SocketFile(cfg.api.socket.clone());
+    let tun = Tun::create(&cfg)?;
+    let outer = OuterSockets::bind(&cfg).await?;
+    let tcp = match &cfg.api.tcp {
+        Some(t) => Some(
+            TcpListener::bind(t.listen)
+                .await
+                .with_context(|| format!("binding the TCP API on {}", t.listen))?,
+        ),
+        None => None,
+    };
+
+    let mut metrics = Metrics::default();
+    for (addr, _) in outer.iter() {
+        metrics.udp_received.push((addr, Counter::default()));
+    }
+    let (events, mut engine_events) = mpsc::unbounded_channel();
+    let engine = Engine::new(&cfg, &outer, tun.device.clone(), &metrics, events)?;
+    let (engine_stop, engine_stopped) = watch::channel(false);
+    let engine = tokio::spawn(engine.run(engine_stopped));
+    let gw = Arc::new(Gateway::new(&cfg, tun.info.clone(), store, metrics)?);
+    let mut tasks = JoinSet::new();
+    {
+        let gw = gw.clone();
+        tasks.spawn(async move {
+            while let Some(ev) = engine_events.recv().await {
+                tunnel::apply_to(&gw, &ev);
+            }
+        });
+    }
+
+    let (stop, stopped) = watch::channel(());
+    let mut servers = JoinSet::new();
+    {
+        let app = server::unix_router(gw.clone());
+        let mut stopped = stopped.clone();
+        servers.spawn(
+            axum::serve(unix, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.changed().await;
+                })
+                .into_future(),
+        );
+    }
+    if let (Some(listener), Some(token)) = (tcp, token) {
+        let app = server::tcp_router(gw.clone(), token);
+        let mut stopped = stopped.clone();
+        servers.spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.changed().await;
+                })
+                .into_future(),
+        );
+    }
+    drop(stopped);
+    tracing::info!(
+        gateway = %cfg.gateway.name,
+        config = %path.display(),
+        socket = %cfg.api.socket.display(),
+        tcp = ?cfg.api.tcp.as_ref().map(|t| t.listen),
+        tun = %tun.info.name,
+        connections = cfg.connections.len(),
+        "vpngw running"
+    );
+
+    let outcome = loop {
+        tokio::select! {
+            _ = signals.term.recv() => break Ok("SIGTERM"),
+            _ = signals.int.recv() => break Ok("SIGINT"),
+            _ = signals.hup.recv() => reload(&path, &cfg),
+            Some(r) = servers.join_next() => {
+                // axum retries failed accepts itself; a server ends only when told to.
+                break Err(match r {
+                    Ok(Ok(())) => anyhow::anyhow!("an API server stopped"),
+                    Ok(Err(e)) => anyhow::Error::new(e).context("an API server failed"),
+                    Err(e) => anyhow::Error::new(e).context("an API server task failed"),
+                });
+            }
+        }
+    };
+    match &outcome {
+        Ok(why) => tracing::info!("{why}: stopping"),
+        Err(e) => tracing::error!("{e:#}: stopping"),
+    }
+    let _ = stop.send(());
+    // The engine says goodbye to its peers (DELETE) before its sockets close.
+    let _ = engine_stop.send(true);
+    if tokio::time::timeout(DRAIN, engine).await.is_err() {
+        tracing::warn!("the tunnel engine did not stop within {DRAIN:?}");
+    }
+    if tokio::time::timeout(DRAIN, async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!("API requests still running after {DRAIN:?}; closing them");
+    }
+    servers.shutdown().await;
+    tasks.shutdown().await;
+    drop(gw);
+    drop(outer);
+    // The last handle on the device: closing it makes the kernel remove it.
+    drop(tun);
+    drop(socket_file);
+    tracing::info!("vpngw stopped: TUN device, UDP sockets and API socket removed");
+    outcome.map(|_| ())
+}
+
+/// SIGHUP: reads the file again and validates it. Applying a reload — rebuilding changed
+/// tunnels — needs the IKE driver (issue 5's next step): today the daemon only logs what would
+/// change and keeps running the configuration it started with.
+fn reload(path: &Path, running: &Config) {
+    match Config::load(path) {
+        Err(errors) => {
+            for e in errors.iter() {
+                tracing::warn!("{e}");
+            }
+            tracing::warn!(
+                errors = errors.len(),
+                "SIGHUP: {} has errors; reload rejected, the running configuration is unchanged",
+                path.display()
+            );
+        }
+        Ok(new) => {
+            let d = config::diff(running, &new);
+            tracing::info!(
+                added = ?d.added,
+                removed = ?d.removed,
+                changed = ?d.changed,
+                unchanged = ?d.unchanged,
+                routes_changed = running.routes != new.routes,
+                gateway_changed = running.gateway != new.gateway,
+                api_changed = running.api != new.api,
+                "SIGHUP: {} is valid; NOT applied (applying a reload comes with the IKE driver, \
+                 issue 5): the daemon still runs the configuration it started with",
+                path.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The TUN device that carries route-based tunnels' inside traffic.
+//!
+//! tun-rs opens it (`/dev/net/tun`, `IFF_TUN | IFF_NO_PI`, not persistent) and sets its MTU;
+//! its addresses — each route-based connection's inside address, as a /30 — and its link state
+//! are set with iproute2 (`ip addr replace`, `ip link set up`), as the lab programs its
+//! namespaces, rather than with tun-rs's `address-management` feature (netconfig-rs and
+//! getifaddrs, for a few calls at start). The device is not persistent: when the daemon closes it, on exit or
+//! crash, the kernel removes it and its addresses and routes.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use ipnet::Ipv4Net;
+use tun_rs::{AsyncDevice, DeviceBuilder};
+
+use super::model::TunInfo;
+use crate::{config::Config, lab::netns};
+
+/// The open device.
+pub(crate) struct Tun {
+    /// Read inside packets from it, write decrypted ones to it (the tunnel engine).
+    pub(crate) device: Arc<AsyncDevice>,
+    /// What the API shows.
+    pub(crate) info: TunInfo,
+}
+
+impl std::fmt::Debug for Tun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tun")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The inside addresses the configuration puts on the TUN device: each route-based
+/// connection's `local_inside`, with its /30.
+pub(crate) fn inside_addresses(cfg: &Config) -> Vec<Ipv4Net> {
+    cfg.connections
+        .iter()
+        .filter_map(|c| match &c.mode {
+            crate::config::Mode::Route {
+                tunnel_cidr,
+                local_inside,
+                ..
+            } => Ipv4Net::new(*local_inside, tunnel_cidr.prefix_len()).ok(),
+            crate::config::Mode::Policy { .. } => None,
+        })
+        .collect()
+}
+
+impl Tun {
+    /// Creates the device of `[gateway] tun` with its MTU and inside addresses, up. Must run
+    /// inside the tokio runtime (the device registers with its reactor).
+    pub(crate) fn create(cfg: &Config) -> Result<Self> {
+        let name = &cfg.gateway.tun;
+        let mtu = cfg.gateway.mtu;
+        let device = DeviceBuilder::new()
+            .name(name)
+            .mtu(mtu)
+            // Down until its addresses are set (tun-rs brings devices up by default).
+            .enable(false)
+            .build_async()
+            .with_context(|| {
+                format!("creating the TUN device {name} (needs CAP_NET_ADMIN and /dev/net/tun)")
+            })?;
+        // From here on, an error drops the device and the kernel removes it.
+        // No IPv6 link-local address: the kernel would send router solicitations and MLD
+        // reports into the tunnel, counted as drops. IPv6 routes through the device need none.
+        // Not fatal: a kernel without IPv6 refuses the setting and has nothing to send.
+        if let Err(e) = netns::ip(&["link", "set", "dev", name, "addrgenmode", "none"]) {
+            tracing::debug!("{e:#}");
+        }
+        let addresses = inside_addresses(cfg);
+        for a in &addresses {
+            netns::ip(&["-4", "addr", "replace", &a.to_string(), "dev", name])
+                .with_context(|| format!("setting {a} on {name}"))?;
+        }
+        netns::ip(&["link", "set", "dev", name, "up"])
+            .with_context(|| format!("bringing {name} up"))?;
+        tracing::info!(tun = %name, mtu, addresses = ?addresses, "TUN device up");
+        Ok(Self {
+            device: Arc::new(device),
+            info: TunInfo {
+                name: name.clone(),
+                mtu,
+                addresses,
+            },
+        })
+    }
+}

@@ -1,0 +1,604 @@
+//! The engine proper: one task, one loop, every input and output of the tunnel.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use esp::{InboundSa, OutboundSa, Received, SaConfig, SadIn, Spi, Transform};
+use ike::{
+    packet::iana::ProtocolId, ChildSa, ChildSaSignal, ConnId, ConnectionConfig, DownReason,
+    Endpoint, EndpointConfig, Event, Proposal, TrafficSelectorPolicy,
+};
+use rib::{NextHop, Route, Source, Table};
+use tokio::{net::UdpSocket, sync::mpsc, time::Instant as TokioInstant};
+use tun_rs::AsyncDevice;
+
+use super::super::{
+    metrics::{Counter, Metrics},
+    outer::{OuterSockets, IKE_PORT, NAT_T_PORT},
+};
+use crate::config::{self, Config, Mode};
+
+/// Room in front of an inner packet for the ESP header and IV (the outer IP and UDP headers
+/// are the socket's).
+const HEADROOM: usize = 64;
+/// Largest datagram or inner packet handled.
+const BUF: usize = 65536;
+
+/// The outer sockets of one local address.
+#[derive(Debug, Clone)]
+struct Sockets {
+    ike: Arc<UdpSocket>,
+    nat_t: Arc<UdpSocket>,
+}
+
+/// What the engine tells the rest of the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EngineEvent {
+    /// The IKE SA of a connection is established.
+    IkeUp { conn: String, proposal: String },
+    /// A child SA is installed and carries traffic.
+    ChildUp {
+        conn: String,
+        spi_in: u32,
+        spi_out: u32,
+        proposal: String,
+    },
+    /// A child SA was removed.
+    ChildDown {
+        conn: String,
+        spi_in: u32,
+        spi_out: u32,
+        reason: String,
+    },
+    /// The IKE SA is gone (or never came up).
+    IkeDown { conn: String, reason: String },
+}
+
+/// The outbound side of one connection: the SA in use, and where its packets go.
+struct Outbound {
+    sa: OutboundSa,
+    spi_in: u32,
+    local: SocketAddr,
+    remote: SocketAddr,
+}
+
+struct Conn {
+    name: String,
+    /// The child SA that seals outbound packets.
+    out: Option<Outbound>,
+    /// A rekeyed child whose outbound side waits until the old one is deleted (the responder
+    /// of a rekey keeps sending on the old SA until then, as strongSwan does).
+    pending_out: Option<Outbound>,
+    /// Inner prefixes routed into this connection (kernel routes while a child is up).
+    prefixes: Vec<ipnet::IpNet>,
+}
+
+/// The tunnel engine. Build it with [`Engine::new`], run it with [`Engine::run`].
+pub(crate) struct Engine {
+    ike: Endpoint,
+    sad: SadIn,
+    conns: HashMap<ConnId, Conn>,
+    by_name: HashMap<String, ConnId>,
+    /// Inner destination → connection: `[[route]]` prefixes and route-based inside /30s.
+    routes: Table,
+    sockets: HashMap<IpAddr, Sockets>,
+    tun: Arc<AsyncDevice>,
+    tun_name: String,
+    events: mpsc::UnboundedSender<EngineEvent>,
+    udp_received: HashMap<SocketAddr, Counter>,
+    dropped_no_child_sa: Counter,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("tun", &self.tun_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds the engine from a validated config; loads every PSK.
+    pub(crate) fn new(
+        cfg: &Config,
+        outer: &OuterSockets,
+        tun: Arc<AsyncDevice>,
+        metrics: &Metrics,
+        events: mpsc::UnboundedSender<EngineEvent>,
+    ) -> Result<Self> {
+        let sockets = outer
+            .by_address
+            .iter()
+            .map(|(ip, s)| {
+                (
+                    *ip,
+                    Sockets {
+                        ike: Arc::clone(&s.ike),
+                        nat_t: Arc::clone(&s.nat_t),
+                    },
+                )
+            })
+            .collect();
+        let mut routes = Table::new();
+        for r in &cfg.routes {
+            let route = Route::new(
+                r.prefix,
+                NextHop::Connection(r.connection.clone()),
+                Source::Static,
+            )
+            .with_weight(r.weight);
+            routes.insert(route);
+        }
+        let mut engine = Self {
+            ike: Endpoint::new(EndpointConfig::default(), Box::new(ike::SystemRng)),
+            sad: SadIn::new(),
+            conns: HashMap::new(),
+            by_name: HashMap::new(),
+            routes,
+            sockets,
+            tun,
+            tun_name: cfg.gateway.tun.clone(),
+            events,
+            udp_received: metrics.udp_received.iter().cloned().collect(),
+            dropped_no_child_sa: metrics.dropped_no_child_sa.clone(),
+        };
+        let now = std::time::Instant::now();
+        for c in &cfg.connections {
+            if let Mode::Route { tunnel_cidr, .. } = &c.mode {
+                let inside = Route::new(
+                    (*tunnel_cidr).into(),
+                    NextHop::Connection(c.name.clone()),
+                    Source::Connected,
+                );
+                engine.routes.insert(inside);
+            }
+            let prefixes = cfg
+                .routes
+                .iter()
+                .filter(|r| r.connection == c.name)
+                .map(|r| r.prefix)
+                .collect();
+            let id = engine.ike.add_connection(now, ike_connection(c)?);
+            engine.conns.insert(
+                id,
+                Conn {
+                    name: c.name.clone(),
+                    out: None,
+                    pending_out: None,
+                    prefixes,
+                },
+            );
+            engine.by_name.insert(c.name.clone(), id);
+        }
+        Ok(engine)
+    }
+
+    /// Runs until `shutdown` resolves; then deletes every SA politely (DELETE to the peers).
+    pub(crate) async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let tun = Arc::clone(&self.tun);
+        let mut tun_buf = vec![0u8; BUF];
+        let (udp_tx, mut udp_rx) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
+        for (ip, s) in &self.sockets {
+            for (port, sock) in [(IKE_PORT, &s.ike), (NAT_T_PORT, &s.nat_t)] {
+                let sock = Arc::clone(sock);
+                let tx = udp_tx.clone();
+                let local = SocketAddr::new(*ip, port);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; BUF];
+                    loop {
+                        let Ok((n, remote)) = sock.recv_from(&mut buf).await else {
+                            continue;
+                        };
+                        if tx.send((local, remote, buf[..n].to_vec())).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+        drop(udp_tx);
+        self.flush().await;
+        loop {
+            let deadline = self
+                .ike
+                .poll_timeout()
+                .map(TokioInstant::from_std)
+                .unwrap_or_else(|| TokioInstant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                Some((local, remote, mut data)) = udp_rx.recv() => {
+                    self.handle_udp(local, remote, &mut data).await;
+                }
+                Ok(n) = tun.recv(&mut tun_buf[HEADROOM..]) => {
+                    self.handle_inner(&mut tun_buf, n).await;
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    self.ike.handle_timeout(std::time::Instant::now());
+                }
+            }
+            self.flush().await;
+        }
+        let now = std::time::Instant::now();
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.ike.remove_connection(now, id);
+        }
+        self.flush().await;
+    }
+
+    async fn handle_udp(&mut self, local: SocketAddr, remote: SocketAddr, data: &mut [u8]) {
+        let now = std::time::Instant::now();
+        if let Some(c) = self.udp_received.get(&local) {
+            c.inc();
+        }
+        if local.port() == IKE_PORT {
+            self.ike.handle_datagram(now, local, remote, data);
+            return;
+        }
+        match self.sad.handle_datagram(data) {
+            Ok(Received::Ike { range }) => {
+                if let Some(msg) = data.get(range) {
+                    self.ike.handle_datagram(now, local, remote, msg);
+                }
+            }
+            Ok(Received::Ipv4 { spi, range, .. } | Received::Ipv6 { spi, range, .. }) => {
+                self.ike
+                    .handle_child_event(now, spi.0, ChildSaSignal::InboundTraffic);
+                if let Some(pkt) = data.get(range) {
+                    if let Err(e) = self.tun.send(pkt).await {
+                        tracing::debug!("writing to {}: {e}", self.tun_name);
+                    }
+                }
+            }
+            Ok(Received::Dummy { .. } | Received::NatKeepalive) => {}
+            // Counted per reason by SadIn; a forged or stray packet is no event.
+            Err(e) => tracing::trace!(%remote, "ESP dropped: {e}"),
+        }
+    }
+
+    /// An inner packet read from the TUN device sits at `buf[HEADROOM..HEADROOM + n]`.
+    async fn handle_inner(&mut self, buf: &mut [u8], n: usize) {
+        let Some(dst) = inner_destination(&buf[HEADROOM..HEADROOM + n]) else {
+            return;
+        };
+        let Some(sel) = self.routes.lookup(dst) else {
+            return;
+        };
+        let NextHop::Connection(name) = &sel.primary().next_hop else {
+            return;
+        };
+        let Some(out) = self
+            .by_name
+            .get(name)
+            .and_then(|id| self.conns.get_mut(id))
+            .and_then(|c| c.out.as_mut())
+        else {
+            // No child SA: the packet is dropped rather than sent anywhere unencrypted.
+            self.dropped_no_child_sa.inc();
+            return;
+        };
+        let start = HEADROOM;
+        let end = HEADROOM + n;
+        let tail = out.sa.tailroom(n);
+        if end + tail > buf.len() {
+            return;
+        }
+        let Ok(sealed) = out.sa.seal(&mut buf[..end + tail], start..end) else {
+            return;
+        };
+        let (local, remote) = (out.local, out.remote);
+        if let Some(pkt) = buf.get(sealed.packet) {
+            if let Some(s) = self.sockets.get(&local.ip()) {
+                let _ = s.nat_t.send_to(pkt, remote).await;
+            }
+        }
+        while let Some(ev) = out.sa.poll_event() {
+            let signal = match ev {
+                esp::SaEvent::SoftLimit(_) => ChildSaSignal::SoftLimit,
+                esp::SaEvent::HardLimit(_) => ChildSaSignal::HardLimit,
+            };
+            let spi_in = out.spi_in;
+            self.ike
+                .handle_child_event(std::time::Instant::now(), spi_in, signal);
+        }
+    }
+
+    /// Sends what IKE wants sent and applies what it decided.
+    async fn flush(&mut self) {
+        while let Some((spi, ev)) = self.sad.poll_event() {
+            let signal = match ev {
+                esp::SaEvent::SoftLimit(_) => ChildSaSignal::SoftLimit,
+                esp::SaEvent::HardLimit(_) => ChildSaSignal::HardLimit,
+            };
+            self.ike
+                .handle_child_event(std::time::Instant::now(), spi.0, signal);
+        }
+        while let Some(t) = self.ike.poll_transmit() {
+            let Some(s) = self.sockets.get(&t.local.ip()) else {
+                continue;
+            };
+            let sock = if t.local.port() == 500 {
+                &s.ike
+            } else {
+                &s.nat_t
+            };
+            let result = if t.non_esp_marker {
+                let mut b = Vec::with_capacity(4 + t.payload.len());
+                b.extend_from_slice(&esp::encap::NON_ESP_MARKER);
+                b.extend_from_slice(&t.payload);
+                sock.send_to(&b, t.remote).await
+            } else {
+                sock.send_to(&t.payload, t.remote).await
+            };
+            if let Err(e) = result {
+                tracing::debug!(remote = %t.remote, "sending IKE: {e}");
+            }
+        }
+        while let Some(ev) = self.ike.poll_event() {
+            self.apply(ev);
+        }
+    }
+
+    fn apply(&mut self, ev: Event) {
+        match ev {
+            Event::IkeUp { conn, proposal, .. } => {
+                let name = self.name(conn);
+                tracing::info!(conn = %name, %proposal, "IKE SA established");
+                self.emit(EngineEvent::IkeUp {
+                    conn: name,
+                    proposal,
+                });
+            }
+            Event::ChildUp {
+                conn,
+                child,
+                replaces,
+            } => {
+                let name = self.name(conn);
+                match self.install(conn, &child, replaces.is_some()) {
+                    Ok(()) => {
+                        tracing::info!(conn = %name, spi_in = format_args!("{:08x}", child.spi_in), spi_out = format_args!("{:08x}", child.spi_out), proposal = %child.proposal, "child SA installed");
+                        self.emit(EngineEvent::ChildUp {
+                            conn: name,
+                            spi_in: child.spi_in,
+                            spi_out: child.spi_out,
+                            proposal: child.proposal.clone(),
+                        });
+                    }
+                    Err(e) => tracing::error!(conn = %name, "installing child SA: {e:#}"),
+                }
+            }
+            Event::ChildDown {
+                conn,
+                spi_in,
+                spi_out,
+                reason,
+            } => {
+                let name = self.name(conn);
+                self.sad.remove(Spi(spi_in));
+                let last = if let Some(c) = self.conns.get_mut(&conn) {
+                    if c.out.as_ref().is_some_and(|o| o.spi_in == spi_in) {
+                        c.out = c.pending_out.take();
+                    }
+                    c.out.is_none()
+                } else {
+                    false
+                };
+                if last {
+                    self.set_kernel_routes(conn, false);
+                }
+                tracing::info!(conn = %name, spi_in = format_args!("{spi_in:08x}"), %reason, "child SA removed");
+                self.emit(EngineEvent::ChildDown {
+                    conn: name,
+                    spi_in,
+                    spi_out,
+                    reason: reason.to_string(),
+                });
+            }
+            Event::IkeDown { conn, reason } => {
+                let name = self.name(conn);
+                tracing::warn!(conn = %name, %reason, "IKE SA down");
+                if matches!(reason, DownReason::PeerDead) {
+                    tracing::warn!(conn = %name, "peer declared dead (DPD)");
+                }
+                self.emit(EngineEvent::IkeDown {
+                    conn: name,
+                    reason: reason.to_string(),
+                });
+            }
+            Event::PeerMoved { conn, remote } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    for o in [&mut c.out, &mut c.pending_out].into_iter().flatten() {
+                        o.remote = SocketAddr::new(remote.ip(), remote.port());
+                    }
+                }
+            }
+        }
+    }
+
+    fn install(&mut self, conn: ConnId, child: &ChildSa, rekey: bool) -> Result<()> {
+        let transform = transform_of(child)?;
+        let mut cfg_in = SaConfig::new(Spi(child.spi_in), transform);
+        cfg_in.esn = child.esn;
+        let mut cfg_out = SaConfig::new(Spi(child.spi_out), transform);
+        cfg_out.esn = child.esn;
+        let inbound = InboundSa::new(&cfg_in, child.keys_in.expose()).context("inbound SA")?;
+        let sa = OutboundSa::new(&cfg_out, child.keys_out.expose()).context("outbound SA")?;
+        self.sad.insert(inbound).context("inbound SA table")?;
+        let c = self
+            .conns
+            .get_mut(&conn)
+            .context("child SA of an unknown connection")?;
+        // The socket pair the IKE SA floated to: ESP always goes to the peer's 4500.
+        let (local, remote) = c
+            .out
+            .as_ref()
+            .map(|o| (o.local, o.remote))
+            .or_else(|| {
+                self.ike
+                    .sas()
+                    .find(|s| s.conn == conn)
+                    .map(|s| (s.local, s.remote))
+            })
+            .context("no IKE SA for the child")?;
+        let out = Outbound {
+            sa,
+            spi_in: child.spi_in,
+            local: SocketAddr::new(local.ip(), 4500),
+            remote: SocketAddr::new(
+                remote.ip(),
+                if remote.port() == 500 {
+                    4500
+                } else {
+                    remote.port()
+                },
+            ),
+        };
+        if rekey && child.delay_outbound && c.out.is_some() {
+            c.pending_out = Some(out);
+        } else {
+            c.out = Some(out);
+        }
+        self.set_kernel_routes(conn, true);
+        Ok(())
+    }
+
+    /// Kernel routes for the connection's `[[route]]` prefixes through the TUN device.
+    fn set_kernel_routes(&self, conn: ConnId, up: bool) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        for p in &c.prefixes {
+            let p = p.to_string();
+            let args: Vec<&str> = if up {
+                vec![
+                    "route",
+                    "replace",
+                    &p,
+                    "dev",
+                    &self.tun_name,
+                    "proto",
+                    KERNEL_PROTO,
+                ]
+            } else {
+                vec![
+                    "route",
+                    "del",
+                    &p,
+                    "dev",
+                    &self.tun_name,
+                    "proto",
+                    KERNEL_PROTO,
+                ]
+            };
+            if let Err(e) = crate::lab::netns::ip(&args) {
+                tracing::warn!(conn = %c.name, "kernel route {p}: {e:#}");
+            }
+        }
+    }
+
+    fn name(&self, conn: ConnId) -> String {
+        self.conns
+            .get(&conn)
+            .map_or_else(|| "?".to_owned(), |c| c.name.clone())
+    }
+
+    fn emit(&self, ev: EngineEvent) {
+        // The daemon may have stopped listening while shutting down; nothing to do then.
+        let _ = self.events.send(ev);
+    }
+}
+
+/// Marks the daemon's kernel routes (the lab uses 86).
+const KERNEL_PROTO: &str = "87";
+
+fn inner_destination(pkt: &[u8]) -> Option<IpAddr> {
+    match pkt.first()? >> 4 {
+        4 => {
+            let b: [u8; 4] = pkt.get(16..20)?.try_into().ok()?;
+            Some(IpAddr::from(b))
+        }
+        6 => {
+            let b: [u8; 16] = pkt.get(24..40)?.try_into().ok()?;
+            Some(IpAddr::from(b))
+        }
+        _ => None,
+    }
+}
+
+/// The `esp` transform for a negotiated child suite.
+fn transform_of(child: &ChildSa) -> Result<Transform> {
+    let encr = child.suite.encr;
+    let want = (
+        encr.id().0,
+        encr.key_length_attr(),
+        child.suite.integ.map(|i| i.id().0),
+    );
+    Transform::ALL
+        .into_iter()
+        .find(|t| {
+            let ids = t.ikev2_ids();
+            (ids.encr, ids.key_bits, ids.integ) == want
+        })
+        .with_context(|| format!("no ESP transform for {}", child.proposal))
+}
+
+/// The IKE view of one `[[connection]]`.
+fn ike_connection(c: &config::Connection) -> Result<ConnectionConfig> {
+    let proposals = |kind: ProtocolId, list: &[String]| -> Result<Vec<Proposal>> {
+        list.iter()
+            .map(|p| Proposal::parse(kind, p).map_err(|e| anyhow::anyhow!("{p}: {e}")))
+            .collect()
+    };
+    let psk = c
+        .psk
+        .load()
+        .with_context(|| format!("connection {}: pre-shared key", c.name))?;
+    Ok(ConnectionConfig {
+        name: c.name.clone(),
+        local: SocketAddr::new(c.local_address, IKE_PORT),
+        remote: SocketAddr::new(c.peer_address, IKE_PORT),
+        local_id: identity(&c.local_id),
+        remote_id: identity(&c.peer_id),
+        psk: ike::Secret::new(psk.expose().to_vec()),
+        ike_proposals: proposals(ProtocolId::IKE, &c.ike_proposals)?,
+        esp_proposals: proposals(ProtocolId::ESP, &c.esp_proposals)?,
+        ts: match &c.mode {
+            Mode::Route { .. } => TrafficSelectorPolicy::RouteBased,
+            Mode::Policy {
+                local_subnets,
+                remote_subnets,
+            } => TrafficSelectorPolicy::Policy {
+                local: local_subnets.clone(),
+                remote: remote_subnets.clone(),
+            },
+        },
+        ike_lifetime: c.lifetimes.ike,
+        child_lifetime: c.lifetimes.child,
+        child_lifetime_bytes: c.lifetimes.child_bytes,
+        rekey_margin: c.lifetimes.rekey_margin,
+        rand_jitter: c.lifetimes.rand_jitter,
+        dpd_interval: (!c.dpd.interval.is_zero()).then_some(c.dpd.interval),
+        dpd_retries: c.dpd.retries,
+        dpd_action: match c.dpd.action {
+            config::DpdAction::Restart => ike::DpdAction::Restart,
+            config::DpdAction::Clear => ike::DpdAction::Clear,
+        },
+        initiate: c.initiate,
+    })
+}
+
+fn identity(id: &config::Identity) -> ike::packet::payload::Identity {
+    use ike::packet::payload::Identity as I;
+    match id {
+        config::Identity::Ipv4(a) => I::Ipv4(*a),
+        config::Identity::Ipv6(a) => I::Ipv6(*a),
+        config::Identity::Fqdn(s) => I::Fqdn(s.clone()),
+        config::Identity::KeyId(b) => I::KeyId(b.clone()),
+    }
+}

@@ -1,0 +1,39 @@
+//! The tunnel engine: drives the sans-IO `ike::Endpoint` and the `esp` SAs with the daemon's
+//! real sockets and TUN device.
+//!
+//! ```text
+//!   UDP 500  ─────────────────────────────► ike.handle_datagram ─┐
+//!   UDP 4500 ─► esp::SadIn::handle_datagram ┬ Ike{range} ────────┘   ike.poll_transmit ─► UDP
+//!                                           ├ Ipv4/Ipv6{range} ─► TUN write
+//!                                           └ keepalive, errors (counted)
+//!   TUN read ─► rib lookup (inner dst) ─► Connection(name) ─► OutboundSa::seal ─► UDP 4500
+//!   timer ─► ike.handle_timeout;  ike.poll_event ─► install / remove child SAs, kernel routes
+//! ```
+//!
+//! One task owns all of it, so no lock sits on the packet path; the rest of the daemon sees
+//! the engine through [`EngineEvent`]s and a shared status snapshot.
+
+mod engine;
+
+pub(crate) use engine::{Engine, EngineEvent};
+
+use super::{gateway::Gateway, model::TunnelState};
+
+/// Reflects an engine event in the state the API shows.
+pub(crate) fn apply_to(gw: &Gateway, ev: &EngineEvent) {
+    match ev {
+        EngineEvent::IkeUp { conn, .. } => {
+            gw.set_state(conn, TunnelState::Connecting);
+        }
+        EngineEvent::ChildUp { conn, .. } => {
+            gw.set_state(conn, TunnelState::Up);
+        }
+        EngineEvent::ChildDown { conn, reason, .. } if reason != "rekeyed" => {
+            gw.set_state(conn, TunnelState::Down);
+        }
+        EngineEvent::ChildDown { .. } => {}
+        EngineEvent::IkeDown { conn, .. } => {
+            gw.set_state(conn, TunnelState::Down);
+        }
+    }
+}

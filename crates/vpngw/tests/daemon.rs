@@ -1,0 +1,839 @@
+//! `vpngw run` as systemd runs it, each test in a network namespace of its own: the TUN
+//! device, the outer UDP sockets, the REST API on its Unix socket and on TCP, the CLI through
+//! it, admin state across restarts, SIGHUP, and the cleanup SIGTERM leaves.
+//!
+//! Most need root and iproute2, so they are `#[ignore]`d in a plain `cargo test`;
+//! `scripts/test.sh` runs them. Each test has its own namespace (`vdt-…`) and directory, so
+//! they run in parallel; guards kill the daemon and delete the namespace however a test ends.
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    io::{Read, Write},
+    net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket},
+    os::unix::{fs::PermissionsExt, net::UnixStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sched::{setns, CloneFlags},
+    sys::signal::{kill, Signal},
+    unistd::Pid,
+};
+use serde_json::Value;
+
+const VPNGW: &str = env!("CARGO_BIN_EXE_vpngw");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/config");
+const TOKEN: &str = "daemon-test-token-5f1c2a9e";
+const TUN: &str = "vdt0";
+const MTU: u16 = 1380;
+
+/// Every route the API serves, as the OpenAPI document must list them.
+const ROUTES: [(&str, &str); 7] = [
+    ("get", "/v1/status"),
+    ("get", "/v1/connections"),
+    ("get", "/v1/connections/{name}"),
+    ("post", "/v1/connections/{name}/up"),
+    ("post", "/v1/connections/{name}/down"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("running ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ip_out(args: &[&str]) -> String {
+    let out = Command::new("ip").args(args).output().expect("running ip");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A namespace with loopback up and the gateway's outer addresses on it; deleted on drop.
+struct Ns(String);
+
+impl Ns {
+    fn new(name: &str) -> Self {
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        ip(&["netns", "add", name]);
+        let ns = Self(name.to_owned());
+        ip(&["-n", name, "link", "set", "lo", "up"]);
+        for a in ["192.0.2.1/32", "192.0.2.2/32"] {
+            ip(&["-n", name, "addr", "add", a, "dev", "lo"]);
+        }
+        ns
+    }
+
+    /// Runs `f` on a thread inside the namespace (for sockets there).
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let fd = fs::File::open(Path::new("/run/netns").join(&self.0)).unwrap();
+        thread::spawn(move || {
+            setns(&fd, CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// A test's directory: configuration, secrets, state, API socket, daemon log.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(test: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("vpngw-dt-{test}"));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        let d = Self(p);
+        for (file, content) in [("psk", "daemon-test-psk\n"), ("token", TOKEN)] {
+            fs::write(d.0.join(file), content).unwrap();
+            fs::set_permissions(d.0.join(file), fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        d
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.0.join("run/api.sock")
+    }
+
+    fn config(&self) -> PathBuf {
+        self.0.join("vpngw.toml")
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.0.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Writes the configuration: three connections on two local addresses (two route-based,
+    /// one policy-based), the API on TCP if `tcp`.
+    fn write_config(&self, tcp: Option<u16>) {
+        let d = self.0.display();
+        let tcp = tcp
+            .map(|port| format!("listen = \"127.0.0.1:{port}\"\ntoken_file = \"{d}/token\"\n"))
+            .unwrap_or_default();
+        let text = format!(
+            r#"[gateway]
+name = "gw-test"
+tun = "{TUN}"
+mtu = {MTU}
+state_dir = "{d}/state"
+
+[api]
+socket = "{d}/run/api.sock"
+{tcp}
+[[connection]]
+name = "dc1"
+local_address = "192.0.2.1"
+peer_address = "198.51.100.1"
+psk_file = "{d}/psk"
+ike_proposals = ["aes256gcm16-prfsha256-ecp256"]
+esp_proposals = ["aes256gcm16"]
+mode = "route"
+tunnel_cidr = "169.254.10.0/30"
+
+[[connection]]
+name = "dc2"
+local_address = "192.0.2.2"
+peer_address = "198.51.100.2"
+psk_file = "{d}/psk"
+ike_proposals = ["aes256gcm16-prfsha256-ecp256"]
+esp_proposals = ["aes256gcm16"]
+mode = "route"
+tunnel_cidr = "169.254.20.0/30"
+
+[[connection]]
+name = "branch"
+local_address = "192.0.2.1"
+peer_address = "203.0.113.20"
+psk_file = "{d}/psk"
+ike_proposals = ["aes256gcm16-prfsha256-ecp256"]
+esp_proposals = ["aes256gcm16"]
+mode = "policy"
+local_subnets = ["172.16.0.0/16"]
+remote_subnets = ["10.20.0.0/16"]
+
+[[route]]
+prefix = "192.168.10.0/24"
+connection = "dc1"
+
+[[route]]
+prefix = "192.168.10.0/24"
+connection = "dc2"
+weight = 0
+"#
+        );
+        fs::write(self.config(), text).unwrap();
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running daemon inside a namespace; killed on drop if still running.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `vpngw run` in `ns` and waits until its API answers.
+    fn start(ns: &Ns, dir: &Dir) -> Self {
+        let child = spawn(ns, dir);
+        let mut d = Self {
+            child,
+            socket: dir.socket(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = d.child.try_wait().unwrap() {
+                panic!("the daemon exited at start ({st}):\n{}", dir.log());
+            }
+            if cli(&d.socket, &["status"]).status.success() {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not answer:\n{}",
+                dir.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).unwrap())
+    }
+
+    fn signal(&self, sig: Signal) {
+        kill(self.pid(), sig).unwrap();
+    }
+
+    /// SIGTERM, then waits for the exit.
+    fn stop(mut self) -> ExitStatus {
+        self.signal(Signal::SIGTERM);
+        wait(&mut self.child, Duration::from_secs(10)).expect("the daemon did not stop on SIGTERM")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `ip netns exec NS vpngw run --config …`; `ip netns exec` execs, so the child's pid is the
+/// daemon's. Its log goes to `daemon.log`.
+fn spawn(ns: &Ns, dir: &Dir) -> Child {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.0.join("daemon.log"))
+        .unwrap();
+    Command::new("ip")
+        .args(["netns", "exec", &ns.0, VPNGW, "run", "--config"])
+        .arg(dir.config())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("starting the daemon")
+}
+
+fn wait(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// `vpngw ARGS --api SOCKET`.
+fn cli(socket: &Path, args: &[&str]) -> Output {
+    Command::new(VPNGW)
+        .args(args)
+        .arg("--api")
+        .arg(socket)
+        .env_remove("VPNGW_API")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running vpngw")
+}
+
+fn ok(socket: &Path, args: &[&str]) -> String {
+    let out = cli(socket, args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "vpngw {args:?} failed:\nstdout:\n{text}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn json(socket: &Path, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    serde_json::from_str(&ok(socket, &a)).expect("--json prints JSON")
+}
+
+/// One HTTP/1.1 request on a fresh connection: (status, body).
+fn http<S: Read + Write>(mut s: S, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let code = resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+fn unix_http(socket: &Path, method: &str, path: &str) -> (u16, String) {
+    http(UnixStream::connect(socket).unwrap(), method, path, None)
+}
+
+/// A request to the TCP API inside the namespace.
+fn tcp_http(ns: &Ns, port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let (method, path, token) = (method.to_owned(), path.to_owned(), token.map(str::to_owned));
+    ns.run(move || {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connecting to the TCP API");
+        http(s, &method, &path, token.as_deref())
+    })
+}
+
+/// The UDP sockets the daemon's process has bound (its namespace's `/proc/net/udp`).
+fn udp_bound(pid: Pid) -> BTreeSet<SocketAddr> {
+    let text = fs::read_to_string(format!("/proc/{pid}/net/udp")).unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let local = l.split_whitespace().nth(1)?;
+            let (addr, port) = local.split_once(':')?;
+            let addr = u32::from_str_radix(addr, 16).ok()?;
+            let port = u16::from_str_radix(port, 16).ok()?;
+            // The kernel prints the address's bytes as a native-endian integer.
+            Some(SocketAddr::from((Ipv4Addr::from(addr.to_ne_bytes()), port)))
+        })
+        .collect()
+}
+
+fn outer_sockets() -> BTreeSet<SocketAddr> {
+    [
+        "192.0.2.1:500",
+        "192.0.2.1:4500",
+        "192.0.2.2:500",
+        "192.0.2.2:4500",
+    ]
+    .iter()
+    .map(|a| a.parse().unwrap())
+    .collect()
+}
+
+/// Checks every line against the Prometheus text exposition format (0.0.4): `# HELP` and
+/// `# TYPE` lines, samples `name{label="value",…} value`, each sample after its family's
+/// `# TYPE`. Returns the samples as (name with labels, value).
+fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
+    let is_name = is_metric_name;
+    assert!(text.ends_with('\n'), "the exposition ends with a newline");
+    let mut typed = BTreeSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let (kw, name, tail) = (parts.next(), parts.next(), parts.next());
+            let name = name.unwrap_or_else(|| panic!("comment without a name: {line:?}"));
+            assert!(is_name(name), "bad metric name in {line:?}");
+            match kw {
+                Some("HELP") => assert!(tail.is_some(), "HELP without text: {line:?}"),
+                Some("TYPE") => {
+                    assert!(
+                        matches!(
+                            tail,
+                            Some("counter" | "gauge" | "histogram" | "summary" | "untyped")
+                        ),
+                        "bad TYPE: {line:?}"
+                    );
+                    assert!(typed.insert(name.to_owned()), "TYPE given twice: {line:?}");
+                }
+                _ => panic!("unknown comment: {line:?}"),
+            }
+            continue;
+        }
+        assert!(!line.is_empty(), "empty line in the exposition");
+        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+        let name = &line[..name_end];
+        assert!(is_name(name), "bad sample name in {line:?}");
+        let family = name
+            .strip_suffix("_total")
+            .filter(|f| typed.contains(*f))
+            .unwrap_or(name);
+        assert!(
+            typed.contains(name) || typed.contains(family),
+            "sample before its TYPE: {line:?}"
+        );
+        let mut rest = &line[name_end..];
+        let mut key = name.to_owned();
+        if let Some(after) = rest.strip_prefix('{') {
+            let (labels, tail) = parse_labels(after, line);
+            key = format!("{name}{{{labels}}}");
+            rest = tail;
+        }
+        let mut fields = rest
+            .strip_prefix(' ')
+            .unwrap_or_else(|| panic!("no value: {line:?}"))
+            .split(' ');
+        let value = fields.next().unwrap();
+        let v: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        if let Some(ts) = fields.next() {
+            ts.parse::<i64>()
+                .unwrap_or_else(|_| panic!("bad timestamp in {line:?}"));
+        }
+        assert!(fields.next().is_none(), "trailing fields: {line:?}");
+        samples.push((key, v));
+    }
+    samples
+}
+
+/// `label="value",…}` (after the `{`): the labels' text and what follows the `}`. Values may
+/// hold the escapes `\\`, `\"` and `\n`, nothing else.
+fn parse_labels<'a>(s: &'a str, line: &str) -> (&'a str, &'a str) {
+    let b = s.as_bytes();
+    let mut i = 0;
+    loop {
+        if b.get(i) == Some(&b'}') {
+            return (&s[..i], &s[i + 1..]);
+        }
+        let eq = s[i..]
+            .find("=\"")
+            .unwrap_or_else(|| panic!("label=\"value\" expected: {line:?}"))
+            + i;
+        assert!(is_metric_name(&s[i..eq]), "bad label name in {line:?}");
+        i = eq + 2;
+        loop {
+            match b.get(i) {
+                Some(b'\\') => {
+                    assert!(
+                        matches!(b.get(i + 1), Some(b'\\' | b'"' | b'n')),
+                        "bad escape in {line:?}"
+                    );
+                    i += 2;
+                }
+                Some(b'"') => break,
+                Some(_) => i += 1,
+                None => panic!("unclosed label value: {line:?}"),
+            }
+        }
+        i += 1;
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => {}
+            _ => panic!("bad label list: {line:?}"),
+        }
+    }
+}
+
+fn is_metric_name(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == ':')
+}
+
+fn sample(samples: &[(String, f64)], key: &str) -> f64 {
+    samples
+        .iter()
+        .find(|(k, _)| k == key)
+        .unwrap_or_else(|| panic!("no sample {key} in {samples:?}"))
+        .1
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn run_brings_up_tun_sockets_and_api_and_sigterm_removes_them() {
+    let ns = Ns::new("vdt-run");
+    let dir = Dir::new("run");
+    dir.write_config(None);
+    let d = Daemon::start(&ns, &dir);
+    let sock = dir.socket();
+
+    // The TUN device: up, its MTU, one /30 per route-based connection.
+    let link = ip_out(&["-n", "vdt-run", "-d", "link", "show", TUN]);
+    assert!(link.contains(&format!("mtu {MTU}")), "{link}");
+    assert!(link.contains(",UP"), "{link}");
+    assert!(link.contains("tun type tun"), "{link}");
+    let addrs = ip_out(&["-n", "vdt-run", "-4", "addr", "show", "dev", TUN]);
+    assert!(addrs.contains("inet 169.254.10.1/30"), "{addrs}");
+    assert!(addrs.contains("inet 169.254.20.1/30"), "{addrs}");
+    assert_eq!(addrs.matches("inet ").count(), 2, "{addrs}");
+    let v6 = ip_out(&["-n", "vdt-run", "-6", "addr", "show", "dev", TUN]);
+    assert!(v6.is_empty(), "no IPv6 link-local on the TUN device: {v6}");
+
+    // UDP 500 and 4500 on each distinct local address.
+    assert_eq!(udp_bound(d.pid()), outer_sockets());
+
+    // The API socket and its directory are private.
+    assert_eq!(mode(&sock), 0o600);
+    assert_eq!(mode(sock.parent().unwrap()), 0o700);
+    assert_eq!(mode(&dir.0.join("state")), 0o700);
+
+    // The CLI, for people and for scripts.
+    let st = ok(&sock, &["status"]);
+    assert!(st.contains("gw-test"), "{st}");
+    assert!(st.contains(&format!("{TUN}, mtu {MTU}")), "{st}");
+    assert!(
+        st.contains("3: 3 down, 0 connecting, 0 up; admin down 0"),
+        "{st}"
+    );
+    let st = json(&sock, &["status"]);
+    assert_eq!(st["gateway"], "gw-test");
+    assert_eq!(st["connections"]["total"], 3);
+    assert_eq!(st["tun"]["name"], TUN);
+    assert_eq!(st["tun"]["mtu"], MTU);
+
+    let list = json(&sock, &["conn", "list"]);
+    let list = list.as_array().unwrap();
+    let names: Vec<&str> = list.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["dc1", "dc2", "branch"]);
+    for c in list {
+        assert_eq!(c["state"], "down", "{c}");
+        assert_eq!(c["admin_state"], "up", "{c}");
+        assert!(!c.to_string().contains("psk"), "no secret source: {c}");
+    }
+    let table = ok(&sock, &["conn", "list"]);
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert!(table.lines().next().unwrap().starts_with("name"), "{table}");
+    let show = ok(&sock, &["conn", "show", "dc2"]);
+    assert!(show.contains("169.254.20.0/30"), "{show}");
+    assert!(
+        show.contains("192.168.10.0/24 (standby, weight 0)"),
+        "{show}"
+    );
+    let show = json(&sock, &["conn", "show", "branch"]);
+    assert_eq!(show["mode"], "policy");
+    assert_eq!(show["remote_subnets"][0], "10.20.0.0/16");
+
+    // A rejected request: one line, exit 1, nothing changed.
+    let before = json(&sock, &["conn", "list"]);
+    let out = cli(&sock, &["conn", "up", "nosuch"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no connection named \"nosuch\""), "{err}");
+    assert!(err.contains("dc1, dc2, branch"), "{err}");
+    let out = cli(&sock, &["conn", "show", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&sock, &["conn", "list"]), before);
+
+    // Datagrams to the outer sockets are counted (and dropped: no IKE yet).
+    ns.run(|| {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..3 {
+            s.send_to(b"not ike", "192.0.2.2:500").unwrap();
+        }
+        s.send_to(b"not esp", "192.0.2.1:4500").unwrap();
+    });
+    let mut counted = (0.0, 0.0);
+    for _ in 0..100 {
+        let (code, body) = unix_http(&sock, "GET", "/metrics");
+        assert_eq!(code, 200);
+        let m = parse_prometheus(&body);
+        counted = (
+            sample(
+                &m,
+                "vpngw_udp_datagrams_received_total{address=\"192.0.2.2\",port=\"500\"}",
+            ),
+            sample(
+                &m,
+                "vpngw_udp_datagrams_received_total{address=\"192.0.2.1\",port=\"4500\"}",
+            ),
+        );
+        if counted == (3.0, 1.0) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(counted, (3.0, 1.0));
+
+    // /metrics: every line in the exposition grammar, the promised families present.
+    let (code, body) = unix_http(&sock, "GET", "/metrics");
+    assert_eq!(code, 200);
+    let m = parse_prometheus(&body);
+    assert_eq!(sample(&m, "vpngw_connection_up{connection=\"dc1\"}"), 0.0);
+    assert_eq!(
+        sample(&m, "vpngw_connection_admin_up{connection=\"branch\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "vpngw_udp_datagrams_received_total{address=\"192.0.2.1\",port=\"500\"}"
+        ),
+        0.0
+    );
+    assert!(
+        m.iter()
+            .any(|(k, v)| k.starts_with("vpngw_build_info{") && *v == 1.0),
+        "{body}"
+    );
+
+    // /openapi.json lists every route, and every route it lists answers.
+    let (code, body) = unix_http(&sock, "GET", "/openapi.json");
+    assert_eq!(code, 200);
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    let mut listed = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            listed.insert((method.clone(), path.clone()));
+        }
+    }
+    let expected: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(listed, expected);
+    for (method, path) in &expected {
+        if method == "get" {
+            let path = path.replace("{name}", "dc1");
+            assert_eq!(unix_http(&sock, "GET", &path).0, 200, "GET {path}");
+        }
+    }
+
+    // SIGTERM: exit 0, the TUN device, the socket file and the sockets gone.
+    let st = d.stop();
+    assert!(st.success(), "{st}\n{}", dir.log());
+    let link = Command::new("ip")
+        .args(["-n", "vdt-run", "link", "show", TUN])
+        .output()
+        .unwrap();
+    assert!(!link.status.success(), "the TUN device is still there");
+    assert!(!sock.exists(), "the API socket file is still there");
+    let log = dir.log();
+    assert!(
+        log.contains("connection{name=dc1}"),
+        "a span per connection:\n{log}"
+    );
+    assert!(log.contains("SIGTERM: stopping"), "{log}");
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn admin_state_survives_a_restart() {
+    let ns = Ns::new("vdt-restart");
+    let dir = Dir::new("restart");
+    dir.write_config(None);
+    let sock = dir.socket();
+    let d = Daemon::start(&ns, &dir);
+    let out = ok(&sock, &["conn", "down", "dc1"]);
+    assert_eq!(out.trim(), "dc1: admin state down (was up)");
+    let again = ok(&sock, &["conn", "down", "dc1"]);
+    assert!(again.contains("already down; nothing changed"), "{again}");
+    let ch = json(&sock, &["conn", "down", "dc2"]);
+    assert_eq!(ch["admin_state"], "down");
+    assert_eq!(ch["changed"], true);
+    let ch = json(&sock, &["conn", "up", "dc2"]);
+    assert_eq!(ch["previous"], "down");
+    assert!(d.stop().success(), "{}", dir.log());
+
+    let d = Daemon::start(&ns, &dir);
+    let c = json(&sock, &["conn", "show", "dc1"]);
+    assert_eq!(c["admin_state"], "down", "admin down survives a restart");
+    assert_eq!(json(&sock, &["conn", "show", "dc2"])["admin_state"], "up");
+    let st = json(&sock, &["status"]);
+    assert_eq!(st["connections"]["admin_down"], 1);
+    let (_, body) = unix_http(&sock, "GET", "/metrics");
+    let m = parse_prometheus(&body);
+    assert_eq!(
+        sample(&m, "vpngw_connection_admin_up{connection=\"dc1\"}"),
+        0.0
+    );
+    assert!(d.stop().success());
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn tcp_api_needs_the_bearer_token_except_for_metrics() {
+    let ns = Ns::new("vdt-tcp");
+    let dir = Dir::new("tcp");
+    let port = 18080;
+    dir.write_config(Some(port));
+    let d = Daemon::start(&ns, &dir);
+
+    // Writes without a valid token: 401, and nothing changed.
+    for token in [None, Some("wrong"), Some("")] {
+        let (code, body) = tcp_http(&ns, port, "POST", "/v1/connections/dc1/down", token);
+        assert_eq!(code, 401, "{token:?}: {body}");
+        assert!(body.contains("Bearer"), "{body}");
+    }
+    assert_eq!(
+        json(&dir.socket(), &["conn", "show", "dc1"])["admin_state"],
+        "up"
+    );
+    // Reads need it too, except /metrics.
+    assert_eq!(tcp_http(&ns, port, "GET", "/v1/status", None).0, 401);
+    assert_eq!(tcp_http(&ns, port, "GET", "/openapi.json", None).0, 401);
+    let (code, body) = tcp_http(&ns, port, "GET", "/metrics", None);
+    assert_eq!(code, 200);
+    parse_prometheus(&body);
+
+    // With the token.
+    let (code, body) = tcp_http(&ns, port, "POST", "/v1/connections/dc1/down", Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    let ch: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ch["admin_state"], "down");
+    let (code, body) = tcp_http(&ns, port, "GET", "/v1/status", Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = tcp_http(&ns, port, "GET", "/v1/connections/nosuch", Some(TOKEN));
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(
+        json(&dir.socket(), &["conn", "show", "dc1"])["admin_state"],
+        "down"
+    );
+    assert!(d.stop().success());
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn sighup_validates_the_file_and_applies_nothing() {
+    let ns = Ns::new("vdt-hup");
+    let dir = Dir::new("hup");
+    dir.write_config(None);
+    let sock = dir.socket();
+    let d = Daemon::start(&ns, &dir);
+    let before = json(&sock, &["conn", "list"]);
+
+    // A broken file: rejected, logged with its line, the daemon runs on.
+    let good = fs::read_to_string(dir.config()).unwrap();
+    fs::write(dir.config(), good.replace("mtu = 1380", "mtu = 10")).unwrap();
+    d.signal(Signal::SIGHUP);
+    wait_for_log(&dir, "reload rejected");
+    assert!(
+        dir.log().contains("vpngw.toml:4: gateway.mtu"),
+        "{}",
+        dir.log()
+    );
+
+    // A valid change: validated, its diff logged, not applied.
+    fs::write(dir.config(), good.replace("198.51.100.2", "198.51.100.3")).unwrap();
+    d.signal(Signal::SIGHUP);
+    wait_for_log(&dir, "NOT applied");
+    assert!(dir.log().contains("changed=[\"dc2\"]"), "{}", dir.log());
+    assert_eq!(json(&sock, &["conn", "list"]), before);
+    assert!(d.stop().success());
+}
+
+fn wait_for_log(dir: &Dir, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.log().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in:\n{}",
+            dir.log()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn a_second_daemon_is_refused_and_the_first_runs_on() {
+    let ns = Ns::new("vdt-twice");
+    let dir = Dir::new("twice");
+    dir.write_config(None);
+    let d = Daemon::start(&ns, &dir);
+    let mut second = spawn(&ns, &dir);
+    let st = wait(&mut second, Duration::from_secs(10)).expect("the second daemon exits");
+    assert_eq!(st.code(), Some(1), "{}", dir.log());
+    assert!(dir.log().contains("already running"), "{}", dir.log());
+    // The first still has its socket, TUN device and API.
+    ok(&dir.socket(), &["status"]);
+    assert!(ip_out(&["-n", "vdt-twice", "link", "show", TUN]).contains(TUN));
+    assert!(d.stop().success());
+}
+
+#[test]
+fn a_bad_config_exits_1_with_the_errors_check_prints() {
+    for fixture in [
+        "bad-gateway-api.toml",
+        "bad-connection.toml",
+        "bad-syntax.toml",
+    ] {
+        let run = |sub: &str| {
+            Command::new(VPNGW)
+                .args([sub, "--config", fixture])
+                .current_dir(FIXTURES)
+                .env("VPNGW_FIXTURE_PSK", "fixture-psk")
+                .env_remove("VPNGW_FIXTURE_PSK_UNSET")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let (run_out, check_out) = (run("run"), run("check"));
+        let stderr = String::from_utf8_lossy(&run_out.stderr);
+        assert_eq!(run_out.status.code(), Some(1), "{fixture}: {stderr}");
+        assert_eq!(run_out.stderr, check_out.stderr, "{fixture}");
+        assert!(stderr.contains(&format!("{fixture}:")), "{stderr}");
+        let first = stderr.lines().next().unwrap();
+        let line_no = first
+            .strip_prefix(&format!("{fixture}:"))
+            .and_then(|r| r.split(':').next())
+            .and_then(|n| n.parse::<u32>().ok());
+        assert!(line_no.is_some_and(|n| n > 0), "FILE:LINE: {first}");
+    }
+}
+
+#[test]
+fn cli_without_a_daemon_is_one_clear_line() {
+    let sock = Path::new("/nonexistent/vpngw/api.sock");
+    for args in [&["status"][..], &["conn", "list"], &["conn", "down", "dc1"]] {
+        let out = cli(sock, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("/nonexistent/vpngw/api.sock"), "{err}");
+        assert!(err.contains("vpngw run"), "{err}");
+    }
+}
