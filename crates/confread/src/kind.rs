@@ -98,6 +98,21 @@ where
     })
 }
 
+/// A number (integer or float) in `range`.
+pub fn number(range: RangeInclusive<f64>) -> Kind<f64> {
+    let (lo, hi) = (*range.start(), *range.end());
+    Kind::new(format!("a number from {lo} to {hi}"), move |v| {
+        let n = v.as_float().or_else(|| v.as_integer().map(|i| i as f64))?;
+        Some(if (lo..=hi).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!(
+                "{n} is out of range: expected a number from {lo} to {hi}"
+            ))
+        })
+    })
+}
+
 /// One of a closed set of strings, each meaning a `T`.
 pub fn one_of<T: Clone + 'static>(choices: &[(&'static str, T)]) -> Kind<T> {
     let names: Vec<String> = choices.iter().map(|(s, _)| format!("{s:?}")).collect();
@@ -209,11 +224,12 @@ pub fn host_bits(net: &IpNet) -> Option<String> {
     })
 }
 
-const DURATION_HINT: &str = "write a number of seconds (90) or numbers with units d, h, m, s \
-                             such as \"90s\", \"10m\", \"1h\", \"1d\" or \"1h30m\"";
+const DURATION_HINT: &str = "write a number of seconds (90) or numbers with units d, h, m, s, \
+                             ms such as \"90s\", \"10m\", \"1h\", \"1d\", \"1h30m\" or \"500ms\"";
 
 /// A duration as written in the configuration: `"90"` or `90` (seconds), `"90s"`, `"10m"`,
-/// `"24h"`, `"7d"`, or units combined largest first: `"1h30m"`. No fractions, no sign.
+/// `"24h"`, `"7d"`, `"500ms"`, or units combined largest first: `"1h30m"`, `"1s500ms"`. No
+/// fractions, no sign.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("{s:?} is not a duration: {DURATION_HINT}");
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
@@ -233,39 +249,46 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit = match rest.as_bytes().first() {
-            Some(b'd') => 86_400,
-            Some(b'h') => 3_600,
-            Some(b'm') => 60,
-            Some(b's') => 1,
+        let (unit, len) = match rest.as_bytes() {
+            [b'm', b's', ..] => (1, 2),
+            [b'd', ..] => (86_400_000, 1),
+            [b'h', ..] => (3_600_000, 1),
+            [b'm', ..] => (60_000, 1),
+            [b's', ..] => (1_000, 1),
             _ => return Err(bad()),
         };
         if unit >= last_unit {
             return Err(bad());
         }
         last_unit = unit;
-        rest = &rest[1..];
+        rest = &rest[len..];
         total = n
             .checked_mul(unit)
             .and_then(|v| total.checked_add(v))
             .ok_or_else(bad)?;
     }
-    Ok(Duration::from_secs(total))
+    Ok(Duration::from_millis(total))
 }
 
 /// A duration the way [`parse_duration`] reads it, in its largest exact units: `1h30m`,
 /// `90s` stays `1m30s`, zero is `0s`.
 pub fn format_duration(d: Duration) -> String {
-    let mut secs = d.as_secs();
-    if secs == 0 {
+    let mut ms = d.as_millis();
+    if ms == 0 {
         return "0s".to_owned();
     }
     let mut out = String::new();
-    for (unit, name) in [(86_400, 'd'), (3_600, 'h'), (60, 'm'), (1, 's')] {
-        if secs >= unit {
-            out.push_str(&(secs / unit).to_string());
-            out.push(name);
-            secs %= unit;
+    for (unit, name) in [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+        (1, "ms"),
+    ] {
+        if ms >= unit {
+            out.push_str(&(ms / unit).to_string());
+            out.push_str(name);
+            ms %= unit;
         }
     }
     out
@@ -303,6 +326,11 @@ mod tests {
         ] {
             assert_eq!(parse_duration(s), Ok(Duration::from_secs(secs)), "{s}");
         }
+        for (s, ms) in [("500ms", 500), ("1s500ms", 1500), ("1m5ms", 60_005)] {
+            assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
+            assert_eq!(format_duration(Duration::from_millis(ms)), s);
+        }
+        assert!(parse_duration("500ms1s").is_err(), "units largest first");
         for s in [
             "",
             "h",

@@ -78,6 +78,20 @@ pub(crate) struct Gateway {
     pub(crate) mtu: u16,
     /// Where run-time state (the embedded database) lives.
     pub(crate) state_dir: PathBuf,
+    /// IKE retransmission, strongSwan's `charon.retransmit_*` knobs. Also what declares a peer
+    /// dead: a DPD request unanswered through this schedule.
+    pub(crate) retransmit: Retransmit,
+}
+
+/// The IKE retransmission schedule: the n-th retransmit waits `timeout × base^n`; after `tries`
+/// retransmits and one more wait, the exchange has failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct Retransmit {
+    #[serde(serialize_with = "secs")]
+    pub(crate) timeout: Duration,
+    pub(crate) tries: u32,
+    /// The base, in thousandths (1800 = 1.8), so the config stays `Eq`.
+    pub(crate) base_milli: u32,
 }
 
 /// `[api]`: the REST API's listeners.

@@ -15,8 +15,8 @@ use ipnet::{IpNet, Ipv4Net};
 
 use super::{
     rules, validate_proposal, Api, Config, Connection, Dpd, DpdAction, FabricLink, Gateway,
-    HealthCheck, HealthPolicy, Identity, Lifetimes, Mode, OnTunnelDown, ProposalKind, Route,
-    SecretSource, Secrets, TcpApi,
+    HealthCheck, HealthPolicy, Identity, Lifetimes, Mode, OnTunnelDown, ProposalKind, Retransmit,
+    Route, SecretSource, Secrets, TcpApi,
 };
 
 /// The defaults, as documented in `examples/vpngw.toml`.
@@ -25,6 +25,10 @@ pub(super) mod default {
 
     pub(crate) const TUN: &str = "vpngw0";
     pub(crate) const MTU: u16 = 1400;
+    /// strongSwan's defaults: 4 s, ×1.8, 5 retransmits (165 s before giving up).
+    pub(crate) const RETRANSMIT_TIMEOUT: Duration = Duration::from_secs(4);
+    pub(crate) const RETRANSMIT_TRIES: u32 = 5;
+    pub(crate) const RETRANSMIT_BASE: f64 = 1.8;
     pub(crate) const STATE_DIR: &str = "/var/lib/vpngw";
     pub(crate) const API_SOCKET: &str = "/run/vpngw/api.sock";
     pub(crate) const IKE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -331,16 +335,59 @@ fn at_least_1s() -> Kind<Duration> {
 // ---- sections ----
 
 fn gateway(r: &mut Reader<'_>, t: &Table<'_>) -> Option<Gateway> {
-    r.unknown_keys(t, &["name", "tun", "mtu", "state_dir"]);
+    r.unknown_keys(
+        t,
+        &[
+            "name",
+            "tun",
+            "mtu",
+            "state_dir",
+            "retransmit_timeout",
+            "retransmit_tries",
+            "retransmit_base",
+        ],
+    );
     let name = r.req(t, "name", &name_kind());
     let tun = r.or(t, "tun", &iface_kind(), default::TUN.to_owned());
     let mtu = r.or(t, "mtu", &kind::integer(1280u16..=9000), default::MTU);
     let state_dir = r.or(t, "state_dir", &absolute_path(), default::STATE_DIR.into());
+    let timeout = r.or(
+        t,
+        "retransmit_timeout",
+        &kind::duration(),
+        default::RETRANSMIT_TIMEOUT,
+    );
+    let tries = r.or(
+        t,
+        "retransmit_tries",
+        &kind::integer(1u32..=20),
+        default::RETRANSMIT_TRIES,
+    );
+    let base = r.or(
+        t,
+        "retransmit_base",
+        &kind::number(1.0..=4.0),
+        default::RETRANSMIT_BASE,
+    );
+    if let Some(d) = &timeout {
+        if *d < Duration::from_millis(100) {
+            r.err(
+                &t.field("retransmit_timeout"),
+                &t.span_of("retransmit_timeout"),
+                "retransmit_timeout below 100ms would flood a slow peer; use at least \"100ms\"",
+            );
+        }
+    }
     Some(Gateway {
         name: name?,
         tun: tun?,
         mtu: mtu?,
         state_dir: state_dir?,
+        retransmit: Retransmit {
+            timeout: timeout?,
+            tries: tries?,
+            base_milli: (base? * 1000.0).round() as u32,
+        },
     })
 }
 

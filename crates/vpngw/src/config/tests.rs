@@ -98,6 +98,39 @@ fn at(text: &str, needle: &str, field: &str, message: &str) -> String {
 // ---- the whole file ----
 
 #[test]
+fn retransmit_schedule_is_checked() {
+    let text = BASE.replacen(
+        "[gateway]",
+        "[gateway]\nretransmit_timeout = \"500ms\"\nretransmit_tries = 2\nretransmit_base = 1",
+        1,
+    );
+    assert_eq!(
+        ok(&text).gateway.retransmit,
+        Retransmit {
+            timeout: Duration::from_millis(500),
+            tries: 2,
+            base_milli: 1000
+        }
+    );
+    let text = BASE.replacen(
+        "[gateway]",
+        "[gateway]\nretransmit_timeout = \"10ms\"\nretransmit_base = 9",
+        1,
+    );
+    let e = errors(&text);
+    assert!(
+        e.iter()
+            .any(|l| l.contains("gateway.retransmit_timeout: retransmit_timeout below 100ms")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.contains("gateway.retransmit_base: 9 is out of range")),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn base_and_defaults() {
     let c = ok(BASE);
     assert_eq!(
@@ -107,6 +140,11 @@ fn base_and_defaults() {
             tun: "vpngw0".into(),
             mtu: 1400,
             state_dir: "/var/lib/vpngw".into(),
+            retransmit: Retransmit {
+                timeout: Duration::from_secs(4),
+                tries: 5,
+                base_milli: 1800,
+            },
         }
     );
     assert_eq!(c.api.socket, Path::new("/run/vpngw/api.sock"));
@@ -647,7 +685,7 @@ fn lifetimes_are_durations_longer_than_margin_and_jitter() {
             "ike_lifetime",
             "connection[0].ike_lifetime",
             "\"1y\" is not a duration: write a number of seconds (90) or numbers with units d, \
-             h, m, s such as \"90s\", \"10m\", \"1h\", \"1d\" or \"1h30m\""
+             h, m, s, ms such as \"90s\", \"10m\", \"1h\", \"1d\", \"1h30m\" or \"500ms\""
         )
     );
     let text = edit("mode", "child_lifetime = \"15m\"\nmode");

@@ -135,7 +135,17 @@ impl Engine {
             routes.insert(route);
         }
         let mut engine = Self {
-            ike: Endpoint::new(EndpointConfig::default(), Box::new(ike::SystemRng)),
+            ike: Endpoint::new(
+                EndpointConfig {
+                    retransmit: ike::RetransmitConfig {
+                        timeout: cfg.gateway.retransmit.timeout,
+                        base: f64::from(cfg.gateway.retransmit.base_milli) / 1000.0,
+                        tries: cfg.gateway.retransmit.tries,
+                    },
+                    ..EndpointConfig::default()
+                },
+                Box::new(ike::SystemRng),
+            ),
             sad: SadIn::new(),
             conns: HashMap::new(),
             by_name: HashMap::new(),
