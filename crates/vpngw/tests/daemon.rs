@@ -252,7 +252,6 @@ fn spawn(ns: &Ns, dir: &Dir) -> Child {
         .args(["netns", "exec", &ns.0, VPNGW, "run", "--config"])
         .arg(dir.config())
         .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)

@@ -474,6 +474,40 @@ fn dead_peer_is_detected_and_the_tunnel_comes_back() {
     );
 }
 
+/// A proposal mismatch fails, and vpngw (the responder, which sees both sides) logs both in
+/// strongSwan's syntax.
+#[test]
+#[ignore = "needs root, iproute2, iputils-ping and strongSwan; run by scripts/test.sh"]
+fn proposal_mismatch_names_both_proposals() {
+    let mut p = Pair::new("nopr");
+    p.charon("aes256-sha256-modp2048", "aes256-sha256");
+    p.vpngw("aes128gcm16-prfsha256-x25519", "aes128gcm16", false);
+    let out = p.swanctl(&["--initiate", "--child", "net", "--timeout", "5"]);
+    assert!(
+        !out.status.success(),
+        "a mismatched proposal must not establish"
+    );
+    let start = Instant::now();
+    loop {
+        let log = fs::read_to_string(p.dir.join("vpngw.log")).unwrap_or_default();
+        let line = log.lines().find(|l| l.contains("no proposal chosen"));
+        if let Some(l) = line {
+            assert!(
+                l.contains("offered IKE:aes256-sha256-prfsha256-modp2048")
+                    && l.contains("configured IKE:aes128gcm16-prfsha256-x25519"),
+                "both proposals in one line: {l}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no NO_PROPOSAL_CHOSEN log line\n{}",
+            p.logs()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Child and IKE SAs rekeyed by both sides (so collisions happen) during a 20 packets/s ping:
 /// not one ping may be lost. `VPNGW_REKEY_SECS` sets the length (40 s here; the full
 /// two-minute run of issue 4 is `scripts/soak.sh`).
