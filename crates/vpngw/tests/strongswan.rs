@@ -577,6 +577,46 @@ fn rekeys_lose_no_packet() {
     eprintln!("{count} pings, none lost; {children} child SAs installed, {ike_rekeys} IKE rekeys (strongSwan's log)");
 }
 
+/// A child SA's byte lifetime: past 90 % of `child_lifetime_bytes` vpngw rekeys it, with
+/// traffic flowing and nothing lost.
+#[test]
+#[ignore = "needs root, iproute2, iputils-ping and strongSwan; run by scripts/test.sh"]
+fn byte_lifetime_rekeys_the_child() {
+    let (ike, esp) = ("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let mut p = Pair::new("bytes");
+    p.charon(ike, esp);
+    p.vpngw_full(ike, esp, true, "", "child_lifetime_bytes = 1048576");
+    let start = Instant::now();
+    while !p.ping() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no tunnel\n{}",
+            p.logs()
+        );
+    }
+    // 1000 × 1400-byte pings ≈ 1.4 MB each way: past the soft limit, short of twice the hard.
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &p.v, "ping", "-q", "-c", "1000", "-i", "0.002", "-s", "1400", "-W",
+            "2", "-I", "10.2.0.1", "10.1.0.1",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1000 packets transmitted, 1000 received"),
+        "pings lost:\n{text}\n{}",
+        p.logs()
+    );
+    let log = fs::read_to_string(p.dir.join("vpngw.log")).unwrap_or_default();
+    let children = log.matches("child SA installed").count();
+    assert!(
+        children >= 2,
+        "the byte limit rekeyed the child ({children} installed)\n{}",
+        p.logs()
+    );
+}
+
 /// The proposal pairs of issue 4 (IKE / ESP), each with vpngw as initiator and as responder.
 macro_rules! interop_tests {
     ($($name:ident: $tag:literal, $ike:literal, $esp:literal;)*) => {

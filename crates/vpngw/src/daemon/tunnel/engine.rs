@@ -433,10 +433,19 @@ impl Engine {
 
     fn install(&mut self, conn: ConnId, child: &ChildSa, rekey: bool) -> Result<()> {
         let transform = transform_of(child)?;
+        // A byte lifetime: rekey at 90 % (strongSwan's rekey_bytes sits below life_bytes the
+        // same way), stop using the SA at 100 %.
+        let limits = esp::Limits {
+            soft_bytes: child.lifetime_bytes.map(|b| b - b / 10),
+            hard_bytes: child.lifetime_bytes,
+            ..esp::Limits::default()
+        };
         let mut cfg_in = SaConfig::new(Spi(child.spi_in), transform);
         cfg_in.esn = child.esn;
+        cfg_in.limits = limits;
         let mut cfg_out = SaConfig::new(Spi(child.spi_out), transform);
         cfg_out.esn = child.esn;
+        cfg_out.limits = limits;
         let inbound = InboundSa::new(&cfg_in, child.keys_in.expose()).context("inbound SA")?;
         let sa = OutboundSa::new(&cfg_out, child.keys_out.expose()).context("outbound SA")?;
         self.sad.insert(inbound).context("inbound SA table")?;
