@@ -54,6 +54,8 @@ enum Command {
     Status(cli::StatusArgs),
     /// The running daemon's connections, through its API.
     Conn(cli::ConnArgs),
+    /// IPsec SAs of the running daemon.
+    Sa(cli::SaArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +173,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run { config } => daemon::run(&config),
         Command::Status(args) => cli::status(args),
         Command::Conn(args) => cli::conn(args),
+        Command::Sa(args) => cli::sa(args),
     }
 }
 

@@ -32,12 +32,13 @@ const TUN: &str = "vdt0";
 const MTU: u16 = 1380;
 
 /// Every route the API serves, as the OpenAPI document must list them.
-const ROUTES: [(&str, &str); 7] = [
+const ROUTES: [(&str, &str); 8] = [
     ("get", "/v1/status"),
     ("get", "/v1/connections"),
     ("get", "/v1/connections/{name}"),
     ("post", "/v1/connections/{name}/up"),
     ("post", "/v1/connections/{name}/down"),
+    ("get", "/v1/sas"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];
@@ -834,5 +835,173 @@ fn cli_without_a_daemon_is_one_clear_line() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains("/nonexistent/vpngw/api.sock"), "{err}");
         assert!(err.contains("vpngw run"), "{err}");
+    }
+}
+
+/// Two daemons, one per namespace, joined by a veth: `a` (10.97.0.1, LAN 10.2.0.1) initiates,
+/// `b` (10.97.0.2, LAN 10.1.0.1) waits. Writes one side's configuration.
+fn tunnel_config(
+    dir: &Dir,
+    local: &str,
+    peer: &str,
+    remote_lan: &str,
+    inside: (&str, &str),
+    initiate: bool,
+) {
+    let d = dir.0.display();
+    let text = format!(
+        r#"[gateway]
+name = "gw-{}"
+tun = "{TUN}"
+state_dir = "{d}/state"
+
+[api]
+socket = "{d}/run/api.sock"
+
+[[connection]]
+name = "peer"
+local_address = "{local}"
+peer_address = "{peer}"
+psk_file = "{d}/psk"
+ike_proposals = ["aes128gcm16-prfsha256-x25519"]
+esp_proposals = ["aes128gcm16"]
+mode = "route"
+tunnel_cidr = "169.254.30.0/30"
+local_inside = "{}"
+peer_inside = "{}"
+initiate = {initiate}
+
+[[route]]
+prefix = "{remote_lan}"
+connection = "peer"
+"#,
+        local.replace('.', "-"),
+        inside.0,
+        inside.1
+    );
+    fs::write(dir.config(), text).unwrap();
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn two_daemons_bring_a_tunnel_up_and_show_it() {
+    let (na, nb) = (Ns::new("vdt-tun-a"), Ns::new("vdt-tun-b"));
+    ip(&[
+        "link", "add", "wan", "netns", &na.0, "type", "veth", "peer", "name", "wan", "netns", &nb.0,
+    ]);
+    for (ns, wan, lan) in [
+        (&na, "10.97.0.1/24", "10.2.0.1/32"),
+        (&nb, "10.97.0.2/24", "10.1.0.1/32"),
+    ] {
+        ip(&["-n", &ns.0, "addr", "add", wan, "dev", "wan"]);
+        ip(&["-n", &ns.0, "addr", "add", lan, "dev", "lo"]);
+        ip(&["-n", &ns.0, "link", "set", "wan", "up"]);
+    }
+    let (da, db) = (Dir::new("tun-a"), Dir::new("tun-b"));
+    tunnel_config(
+        &da,
+        "10.97.0.1",
+        "10.97.0.2",
+        "10.1.0.0/24",
+        ("169.254.30.1", "169.254.30.2"),
+        true,
+    );
+    tunnel_config(
+        &db,
+        "10.97.0.2",
+        "10.97.0.1",
+        "10.2.0.0/24",
+        ("169.254.30.2", "169.254.30.1"),
+        false,
+    );
+    let b = Daemon::start(&nb, &db);
+    let a = Daemon::start(&na, &da);
+
+    // Traffic both ways: LAN to LAN, and inside address to inside address.
+    let ping = |ns: &Ns, src: &str, dst: &str| {
+        Command::new("ip")
+            .args([
+                "netns", "exec", &ns.0, "ping", "-c", "1", "-W", "1", "-I", src, dst,
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let start = Instant::now();
+    while !ping(&na, "10.2.0.1", "10.1.0.1") {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no traffic:\n{}\n{}",
+            da.log(),
+            db.log()
+        );
+    }
+    assert!(ping(&nb, "10.1.0.1", "10.2.0.1"), "b → a");
+    assert!(
+        ping(&na, "169.254.30.1", "169.254.30.2"),
+        "inside addresses"
+    );
+
+    for (d, sock) in [(&da, &a.socket), (&db, &b.socket)] {
+        let list = json(sock, &["conn", "list"]);
+        assert_eq!(list[0]["state"], "up", "{list:#}\n{}", d.log());
+    }
+    // The snapshot behind `sa list` and /metrics is refreshed every second.
+    thread::sleep(Duration::from_millis(1200));
+    let (sa, sb) = (
+        json(&a.socket, &["sa", "list"]),
+        json(&b.socket, &["sa", "list"]),
+    );
+    assert_eq!(sa.as_array().map(Vec::len), Some(1), "{sa:#}");
+    assert_eq!(
+        sa[0]["spi_in"], sb[0]["spi_out"],
+        "a's inbound SPI is b's outbound"
+    );
+    assert_eq!(sa[0]["spi_out"], sb[0]["spi_in"]);
+    assert_eq!(sa[0]["proposal"], "ESP:aes128gcm16");
+    assert!(sa[0]["packets_out"].as_u64().unwrap_or(0) >= 3, "{sa:#}");
+    let text = ok(&a.socket, &["sa", "list"]);
+    assert!(
+        text.contains("ESP:aes128gcm16") && text.contains("peer"),
+        "{text}"
+    );
+
+    let (code, body) = unix_http(&a.socket, "GET", "/metrics");
+    assert_eq!(code, 200);
+    let samples = parse_prometheus(&body);
+    assert_eq!(
+        sample(&samples, "vpngw_connection_up{connection=\"peer\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&samples, "vpngw_child_sas{connection=\"peer\"}"),
+        1.0
+    );
+    assert!(
+        sample(
+            &samples,
+            "vpngw_esp_packets_total{connection=\"peer\",direction=\"out\"}"
+        ) >= 3.0
+    );
+    assert!(
+        sample(
+            &samples,
+            "vpngw_esp_bytes_total{connection=\"peer\",direction=\"in\"}"
+        ) > 0.0
+    );
+    assert_eq!(
+        sample(&samples, "vpngw_esp_dropped_total{reason=\"auth_failed\"}"),
+        0.0
+    );
+
+    // Stopping `a` deletes its SAs at `b` (DELETE), so `b` reports the tunnel down.
+    assert!(a.stop().success());
+    let start = Instant::now();
+    while json(&b.socket, &["conn", "list"])[0]["state"] == "up" {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "b never saw the DELETE:\n{}",
+            db.log()
+        );
+        thread::sleep(Duration::from_millis(50));
     }
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::{
     api,
-    daemon::model::{AdminChange, ConnectionInfo, ModeInfo, Status, TunnelState},
+    daemon::model::{AdminChange, ConnectionInfo, ModeInfo, SaView, Status, TunnelState},
     output,
 };
 
@@ -60,6 +60,68 @@ enum ConnCommand {
     Up { name: String },
     /// Set a connection's admin state to down (kept across daemon restarts).
     Down { name: String },
+}
+
+/// `vpngw sa …`.
+#[derive(Debug, Args)]
+pub(crate) struct SaArgs {
+    #[command(subcommand)]
+    command: SaCommand,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Debug, Subcommand)]
+enum SaCommand {
+    /// Every installed child SA: connection, SPIs, proposals, traffic each way.
+    List,
+}
+
+/// `vpngw sa list`.
+pub(crate) fn sa(args: SaArgs) -> Result<ExitCode> {
+    let t = &args.target;
+    let sock = socket(t)?;
+    match args.command {
+        SaCommand::List => {
+            let sas: Vec<SaView> = api::get(sock, "/v1/sas")?;
+            if t.json {
+                print_json(&sas)?;
+            } else if sas.is_empty() {
+                println!("no child SA installed");
+            } else {
+                let rows: Vec<Vec<String>> = sas
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.connection.clone(),
+                            s.spi_in.clone(),
+                            s.spi_out.clone(),
+                            s.proposal.clone(),
+                            s.ike_proposal.clone(),
+                            format!("{} B / {} pkts", s.bytes_in, s.packets_in),
+                            format!("{} B / {} pkts", s.bytes_out, s.packets_out),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    output::table(
+                        &[
+                            "connection",
+                            "spi in",
+                            "spi out",
+                            "child",
+                            "ike",
+                            "in",
+                            "out"
+                        ],
+                        &rows
+                    )
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Refuses early, in one line, when no daemon socket is there.

@@ -16,7 +16,8 @@ use tracing::Span;
 use super::{
     metrics::{Exposition, Metrics},
     model::{
-        AdminChange, AdminState, ConnectionCounts, ConnectionInfo, Status, TunInfo, TunnelState,
+        AdminChange, AdminState, ConnectionCounts, ConnectionInfo, SaView, Snapshot, Status,
+        TunInfo, TunnelState,
     },
     store::Store,
 };
@@ -59,6 +60,8 @@ pub(crate) struct Gateway {
     conns: Mutex<Vec<Conn>>,
     store: Store,
     metrics: Metrics,
+    /// The tunnel engine's last report.
+    snapshot: Mutex<Snapshot>,
 }
 
 impl Gateway {
@@ -106,7 +109,22 @@ impl Gateway {
             conns: Mutex::new(conns),
             store,
             metrics,
+            snapshot: Mutex::new(Snapshot::default()),
         })
+    }
+
+    /// Takes the tunnel engine's latest report.
+    pub(crate) fn set_snapshot(&self, s: Snapshot) {
+        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = s;
+    }
+
+    /// `GET /v1/sas`: the installed child SAs with their counters.
+    pub(crate) fn sas(&self) -> Vec<SaView> {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .sas
+            .clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Conn>> {
@@ -241,6 +259,67 @@ impl Gateway {
             }
         }
         self.metrics.write(&mut out);
+        let snap = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        out.family(
+            "vpngw_child_sas",
+            "gauge",
+            "Child SAs installed now, per connection.",
+        );
+        for c in self.lock().iter() {
+            let n = snap
+                .sas
+                .iter()
+                .filter(|s| s.connection == c.config.name)
+                .count();
+            out.sample(
+                "vpngw_child_sas",
+                &[("connection", &c.config.name)],
+                n as u64,
+            );
+        }
+        out.family(
+            "vpngw_child_sas_installed_total",
+            "counter",
+            "Child SAs installed since start: the first of each connection and every rekey.",
+        );
+        out.sample(
+            "vpngw_child_sas_installed_total",
+            &[],
+            snap.children_installed,
+        );
+        for (family, help) in [
+            (
+                "vpngw_esp_bytes_total",
+                "ESP payload bytes through the tunnels, across rekeys.",
+            ),
+            (
+                "vpngw_esp_packets_total",
+                "ESP packets through the tunnels, across rekeys.",
+            ),
+        ] {
+            out.family(family, "counter", help);
+            for (conn, t) in &snap.traffic {
+                let (i, o) = if family == "vpngw_esp_bytes_total" {
+                    (t.bytes_in, t.bytes_out)
+                } else {
+                    (t.packets_in, t.packets_out)
+                };
+                out.sample(family, &[("connection", conn), ("direction", "in")], i);
+                out.sample(family, &[("connection", conn), ("direction", "out")], o);
+            }
+        }
+        out.family(
+            "vpngw_esp_dropped_total",
+            "counter",
+            "ESP packets dropped on receive, by reason (short, forged, replayed, unknown SPI, …).",
+        );
+        for (reason, n) in &snap.esp_drops {
+            out.sample("vpngw_esp_dropped_total", &[("reason", reason)], *n);
+        }
         out.finish()
     }
 }

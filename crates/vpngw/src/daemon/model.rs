@@ -330,3 +330,42 @@ impl ConnectionInfo {
         }
     }
 }
+
+/// One installed child SA, as `GET /v1/sas` and `vpngw sa list` show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SaView {
+    pub(crate) connection: String,
+    /// The IKE SA's proposal, strongSwan syntax.
+    pub(crate) ike_proposal: String,
+    /// The child SA's proposal, strongSwan syntax.
+    pub(crate) proposal: String,
+    /// Our inbound SPI, 8 hex digits.
+    pub(crate) spi_in: String,
+    /// The peer's SPI we send with.
+    pub(crate) spi_out: String,
+    pub(crate) bytes_in: u64,
+    pub(crate) packets_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) packets_out: u64,
+}
+
+/// Per-connection ESP traffic since the daemon started, across rekeys.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Traffic {
+    pub(crate) bytes_in: u64,
+    pub(crate) packets_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) packets_out: u64,
+}
+
+/// What the tunnel engine last reported: its SAs, traffic and drops.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    pub(crate) sas: Vec<SaView>,
+    /// By connection name.
+    pub(crate) traffic: Vec<(String, Traffic)>,
+    /// ESP packets dropped on receive, by `esp::DropReason` label.
+    pub(crate) esp_drops: Vec<(&'static str, u64)>,
+    /// Child SAs installed since start (the first of each connection and every rekey).
+    pub(crate) children_installed: u64,
+}

@@ -30,7 +30,7 @@ use subtle::ConstantTimeEq;
 use super::{
     gateway::{Gateway, GatewayError},
     metrics,
-    model::{AdminChange, AdminState, ConnectionInfo, Status},
+    model::{AdminChange, AdminState, ConnectionInfo, SaView, Status},
 };
 use crate::{api::ApiError, config::secret::Secret};
 
@@ -71,6 +71,7 @@ fn routes() -> Routes {
     .get("/v1/connections/{name}", connection)
     .post("/v1/connections/{name}/up", admin_up)
     .post("/v1/connections/{name}/down", admin_down)
+    .get("/v1/sas", sas)
     .get("/metrics", metrics_text)
     .get("/openapi.json", openapi)
 }
@@ -163,6 +164,10 @@ async fn admin_down(
     Path(name): Path<String>,
 ) -> Result<Json<AdminChange>, ApiError> {
     Ok(Json(gw.set_admin(&name, AdminState::Down)?))
+}
+
+async fn sas(State(gw): State<Shared>) -> Json<Vec<SaView>> {
+    Json(gw.sas())
 }
 
 async fn metrics_text(State(gw): State<Shared>) -> impl IntoResponse {

@@ -19,6 +19,7 @@ use tun_rs::AsyncDevice;
 
 use super::super::{
     metrics::{Counter, Metrics},
+    model::{SaView, Snapshot, Traffic},
     outer::{OuterSockets, IKE_PORT, NAT_T_PORT},
 };
 use crate::config::{self, Config, Mode};
@@ -57,12 +58,15 @@ pub(crate) enum EngineEvent {
     },
     /// The IKE SA is gone (or never came up).
     IkeDown { conn: String, reason: String },
+    /// SAs and counters, every second and after every change.
+    Snapshot(Snapshot),
 }
 
 /// The outbound side of one connection: the SA in use, and where its packets go.
 struct Outbound {
     sa: OutboundSa,
     spi_in: u32,
+    proposal: String,
     local: SocketAddr,
     remote: SocketAddr,
 }
@@ -76,6 +80,9 @@ struct Conn {
     pending_out: Option<Outbound>,
     /// Inner prefixes routed into this connection (kernel routes while a child is up).
     prefixes: Vec<ipnet::IpNet>,
+    ike_proposal: String,
+    /// Traffic of SAs already removed, so the totals survive rekeys.
+    retired: Traffic,
 }
 
 /// The tunnel engine. Build it with [`Engine::new`], run it with [`Engine::run`].
@@ -92,6 +99,7 @@ pub(crate) struct Engine {
     events: mpsc::UnboundedSender<EngineEvent>,
     udp_received: HashMap<SocketAddr, Counter>,
     dropped_no_child_sa: Counter,
+    children_installed: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -156,6 +164,7 @@ impl Engine {
             events,
             udp_received: metrics.udp_received.iter().cloned().collect(),
             dropped_no_child_sa: metrics.dropped_no_child_sa.clone(),
+            children_installed: 0,
         };
         let now = std::time::Instant::now();
         for c in &cfg.connections {
@@ -181,6 +190,8 @@ impl Engine {
                     out: None,
                     pending_out: None,
                     prefixes,
+                    ike_proposal: String::new(),
+                    retired: Traffic::default(),
                 },
             );
             engine.by_name.insert(c.name.clone(), id);
@@ -213,6 +224,7 @@ impl Engine {
         }
         drop(udp_tx);
         self.flush().await;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             let deadline = self
                 .ike
@@ -230,6 +242,7 @@ impl Engine {
                 () = tokio::time::sleep_until(deadline) => {
                     self.ike.handle_timeout(std::time::Instant::now());
                 }
+                _ = tick.tick() => self.emit(EngineEvent::Snapshot(self.snapshot())),
             }
             self.flush().await;
         }
@@ -349,8 +362,13 @@ impl Engine {
                 tracing::debug!(remote = %t.remote, "sending IKE: {e}");
             }
         }
+        let mut changed = false;
         while let Some(ev) = self.ike.poll_event() {
             self.apply(ev);
+            changed = true;
+        }
+        if changed {
+            self.emit(EngineEvent::Snapshot(self.snapshot()));
         }
     }
 
@@ -358,6 +376,9 @@ impl Engine {
         match ev {
             Event::IkeUp { conn, proposal, .. } => {
                 let name = self.name(conn);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.ike_proposal.clone_from(&proposal);
+                }
                 tracing::info!(conn = %name, %proposal, "IKE SA established");
                 self.emit(EngineEvent::IkeUp {
                     conn: name,
@@ -390,9 +411,17 @@ impl Engine {
                 reason,
             } => {
                 let name = self.name(conn);
-                self.sad.remove(Spi(spi_in));
+                let inbound = self.sad.remove(Spi(spi_in));
                 let last = if let Some(c) = self.conns.get_mut(&conn) {
+                    if let Some(sa) = inbound {
+                        c.retired.bytes_in += sa.bytes();
+                        c.retired.packets_in += sa.packets();
+                    }
                     if c.out.as_ref().is_some_and(|o| o.spi_in == spi_in) {
+                        if let Some(o) = &c.out {
+                            c.retired.bytes_out += o.sa.bytes();
+                            c.retired.packets_out += o.sa.packets();
+                        }
                         c.out = c.pending_out.take();
                     }
                     c.out.is_none()
@@ -468,6 +497,7 @@ impl Engine {
         let out = Outbound {
             sa,
             spi_in: child.spi_in,
+            proposal: child.proposal.clone(),
             local: SocketAddr::new(local.ip(), 4500),
             remote: SocketAddr::new(
                 remote.ip(),
@@ -484,7 +514,52 @@ impl Engine {
             c.out = Some(out);
         }
         self.set_kernel_routes(conn, true);
+        self.children_installed += 1;
         Ok(())
+    }
+
+    /// What the API and metrics show: installed SAs with their counters, per-connection
+    /// totals across rekeys, receive drops.
+    fn snapshot(&self) -> Snapshot {
+        let mut sas = Vec::new();
+        let mut traffic = Vec::new();
+        for c in self.conns.values() {
+            let mut t = c.retired.clone();
+            for o in [&c.out, &c.pending_out].into_iter().flatten() {
+                let inbound = self.sad.get(Spi(o.spi_in));
+                let (bytes_in, packets_in) =
+                    inbound.map_or((0, 0), |sa| (sa.bytes(), sa.packets()));
+                t.bytes_in += bytes_in;
+                t.packets_in += packets_in;
+                t.bytes_out += o.sa.bytes();
+                t.packets_out += o.sa.packets();
+                sas.push(SaView {
+                    connection: c.name.clone(),
+                    ike_proposal: c.ike_proposal.clone(),
+                    proposal: o.proposal.clone(),
+                    spi_in: format!("{:08x}", o.spi_in),
+                    spi_out: format!("{:08x}", o.sa.spi().0),
+                    bytes_in,
+                    packets_in,
+                    bytes_out: o.sa.bytes(),
+                    packets_out: o.sa.packets(),
+                });
+            }
+            traffic.push((c.name.clone(), t));
+        }
+        sas.sort_by(|a, b| (&a.connection, &a.spi_in).cmp(&(&b.connection, &b.spi_in)));
+        traffic.sort_by(|a, b| a.0.cmp(&b.0));
+        Snapshot {
+            sas,
+            traffic,
+            esp_drops: self
+                .sad
+                .drop_counters()
+                .iter()
+                .map(|(r, n)| (r.as_str(), n))
+                .collect(),
+            children_installed: self.children_installed,
+        }
     }
 
     /// Kernel routes for the connection's `[[route]]` prefixes through the TUN device.

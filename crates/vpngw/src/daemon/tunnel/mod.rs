@@ -35,5 +35,6 @@ pub(crate) fn apply_to(gw: &Gateway, ev: &EngineEvent) {
         EngineEvent::IkeDown { conn, .. } => {
             gw.set_state(conn, TunnelState::Down);
         }
+        EngineEvent::Snapshot(s) => gw.set_snapshot(s.clone()),
     }
 }
