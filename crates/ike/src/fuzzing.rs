@@ -234,3 +234,32 @@ impl crate::rng::Rng for SplitMix {
         Ok(())
     }
 }
+
+/// Test hook: seals `plain` (inner payload bytes | padding | Pad Length, any bytes at
+/// all) under the keys of `ep`'s IKE SA of `conn` (the established one, else one that has
+/// keys), as the peer would receive it from `ep`. A request (`response == false`) takes
+/// message ID `id`, or when `None` the SA's next one, which is then consumed so later
+/// requests stay in step; a response answers the peer's request `id`. `first_inner` is the
+/// SK payload's Next Payload. What the peer makes of an authentic but malformed message is
+/// what RFC 7296 §2.21 is about, and random datagrams never get past the ICV to test it.
+pub fn forge(
+    ep: &mut crate::Endpoint,
+    conn: crate::ConnId,
+    exchange: crate::packet::iana::ExchangeType,
+    response: bool,
+    id: Option<u32>,
+    first_inner: crate::packet::iana::PayloadType,
+    plain: &[u8],
+) -> Option<Vec<u8>> {
+    ep.forge(conn, exchange, response, id, first_inner, plain)
+}
+
+/// Test hook: opens a datagram the peer sent to `ep`'s established IKE SA of `conn`
+/// (`None`: no such SA).
+pub fn open(
+    ep: &crate::Endpoint,
+    conn: crate::ConnId,
+    datagram: &[u8],
+) -> Option<Result<crate::crypto::Decrypted, crate::Error>> {
+    ep.open_for_test(conn, datagram)
+}

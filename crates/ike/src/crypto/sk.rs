@@ -334,6 +334,18 @@ impl Opener {
     /// to be dropped silently); decryption; Pad Length; only then the inner payloads.
     /// An SKF fragment (RFC 7383) is reported as [`Unsupported::Algorithm`] for now.
     pub fn open(&self, datagram: &[u8]) -> Result<Decrypted, Error> {
+        self.open_authenticated(datagram)?
+    }
+
+    /// [`open`](Self::open), telling apart the errors found *before* the ICV or tag
+    /// verified (outer `Err`: anyone could have sent the bytes, drop them silently, RFC 7296
+    /// §2.21, §3.14) from those found *after* it (inner `Err`: the peer holding the keys sent
+    /// a malformed message; a request gets `INVALID_SYNTAX` or
+    /// `UNSUPPORTED_CRITICAL_PAYLOAD`, §2.21.2, §2.21.3, §3.10.1).
+    pub(crate) fn open_authenticated(
+        &self,
+        datagram: &[u8],
+    ) -> Result<Result<Decrypted, Error>, Error> {
         let (raw, mut r) = read_header(datagram)?;
         let (mut outer, span) = decode_chain(&mut r, raw.next_payload).within("payloads")?;
         let Some(span) = span else {
@@ -395,26 +407,29 @@ impl Opener {
                     .map_err(|_| Error::Crypto("AES-CBC decrypt"))?;
             }
         }
-        // RFC 7296 §3.14: Pad Length is the last octet; the padding content is ignored.
-        let pad = usize::from(*plain.last().ok_or(PeerMisbehaved::BadPadding)?);
-        let inner_len = plain
-            .len()
-            .checked_sub(pad + 1)
-            .ok_or(PeerMisbehaved::BadPadding)?;
-        let inner_bytes = plain.get(..inner_len).unwrap_or_default();
-        let mut inner = Reader::at(inner_bytes, span.body_at + iv_len);
-        let (payloads, nested) = decode_chain(&mut inner, first_inner).within("SK")?;
-        if nested.is_some() {
-            return Err(inner
-                .error(DecodeErrorKind::Invalid(
-                    "Encrypted payload inside an Encrypted payload",
-                ))
-                .within("SK"));
-        }
-        Ok(Decrypted {
-            header: raw.header,
-            unprotected: outer,
-            payloads,
-        })
+        // Authenticated from here on: every error below is the key holder's doing.
+        Ok((|| {
+            // RFC 7296 §3.14: Pad Length is the last octet; the padding content is ignored.
+            let pad = usize::from(*plain.last().ok_or(PeerMisbehaved::BadPadding)?);
+            let inner_len = plain
+                .len()
+                .checked_sub(pad + 1)
+                .ok_or(PeerMisbehaved::BadPadding)?;
+            let inner_bytes = plain.get(..inner_len).unwrap_or_default();
+            let mut inner = Reader::at(inner_bytes, span.body_at + iv_len);
+            let (payloads, nested) = decode_chain(&mut inner, first_inner).within("SK")?;
+            if nested.is_some() {
+                return Err(inner
+                    .error(DecodeErrorKind::Invalid(
+                        "Encrypted payload inside an Encrypted payload",
+                    ))
+                    .within("SK"));
+            }
+            Ok(Decrypted {
+                header: raw.header,
+                unprotected: outer,
+                payloads,
+            })
+        })())
     }
 }

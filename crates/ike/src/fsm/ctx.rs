@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::config::EndpointConfig;
 use super::event::{Event, Stats, Transmit};
 use crate::error::Error;
+use crate::packet::iana::NotifyType;
 use crate::packet::IkeSpi;
 use crate::rng::Rng;
 
@@ -73,6 +74,18 @@ impl Ctx {
             }
         }
         Err(Error::Crypto("could not draw a free IKE SPI"))
+    }
+
+    /// Counts an error notify sent in answer to a request, by type.
+    pub(crate) fn count_error_notify(&mut self, t: NotifyType) {
+        self.stats.error_notifies_sent += 1;
+        match t {
+            NotifyType::INVALID_SYNTAX => self.stats.invalid_syntax_sent += 1,
+            NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD => self.stats.unsupported_critical_sent += 1,
+            NotifyType::INVALID_IKE_SPI => self.stats.invalid_ike_spi_sent += 1,
+            NotifyType::INVALID_MAJOR_VERSION => self.stats.invalid_major_version_sent += 1,
+            _ => {}
+        }
     }
 
     pub(crate) fn transmit(&mut self, t: Transmit) {

@@ -2,9 +2,9 @@
 //! stateless side of IKE_SA_INIT (cookies, half-open limits, RFC 7296 §2.6).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::config::{ConnectionConfig, EndpointConfig};
 use super::ctx::Ctx;
@@ -12,7 +12,8 @@ use super::event::{ChildSaSignal, ConnId, DownReason, Event, SaInfo, SaState, St
 use super::ike_sa::{select_for_ke, Action, IkeSa, NATT_PORT};
 use crate::crypto::auth::cookie;
 use crate::crypto::{ct_eq, IkeSuite};
-use crate::packet::iana::{ExchangeType, NotifyType};
+use crate::error::{Error, Unsupported};
+use crate::packet::iana::{ExchangeType, NotifyType, PayloadType};
 use crate::packet::{
     find_notify, Flags, Header, IkeSpi, Message, MessageBuilder, NotifyPayload, Payload, RawHeader,
 };
@@ -56,7 +57,17 @@ pub struct Endpoint {
     /// Responder SAs by the IKE_SA_INIT request that created them.
     by_init: HashMap<(SocketAddr, IkeSpi), IkeSpi>,
     cookie: CookieSecrets,
+    /// When we last sent an unprotected error notify of a type to a peer address, for the
+    /// rate limit of RFC 7296 §2.21.4.
+    unprotected_sent: HashMap<(IpAddr, NotifyType), Instant>,
 }
+
+/// At most one unprotected error notify of each type per peer address in this interval
+/// (RFC 7296 §2.21.4: "A node needs to limit the rate at which it will send messages in
+/// response to unprotected messages"; strongSwan does the same).
+const UNPROTECTED_NOTIFY_INTERVAL: Duration = Duration::from_secs(1);
+/// Bound on the rate limiter's memory; when full of fresh entries, nothing more is sent.
+const UNPROTECTED_NOTIFY_PEERS: usize = 4096;
 
 impl Endpoint {
     /// An endpoint without connections. `rng` supplies SPIs, nonces, key-exchange
@@ -79,6 +90,7 @@ impl Endpoint {
             next_conn: 0,
             sas: BTreeMap::new(),
             by_init: HashMap::new(),
+            unprotected_sent: HashMap::new(),
             cookie: CookieSecrets {
                 current: Secret::new(secret),
                 previous: None,
@@ -195,6 +207,18 @@ impl Endpoint {
         };
         if raw.major_version != Header::MAJOR_VERSION {
             self.ctx.stats.dropped_malformed += 1;
+            // RFC 7296 §2.5, §1.5: a request of a higher major version is answered,
+            // unprotected, with INVALID_MAJOR_VERSION and our version in the header;
+            // responses never (and IKEv1 is not ours to answer).
+            if raw.major_version > Header::MAJOR_VERSION && !raw.header.flags.is_response() {
+                self.respond_unprotected(
+                    now,
+                    local,
+                    remote,
+                    &raw.header,
+                    NotifyType::INVALID_MAJOR_VERSION,
+                );
+            }
             return;
         }
         let hdr = raw.header;
@@ -213,6 +237,13 @@ impl Endpoint {
         };
         let Some(sa) = self.sas.get_mut(&ours) else {
             self.ctx.stats.dropped_unknown_spi += 1;
+            // RFC 7296 §1.5, §2.21.4: an encrypted request (not one starting an IKE SA) for
+            // an IKE SA we do not know may get an unprotected INVALID_IKE_SPI, typically
+            // because we restarted; responses never.
+            let encrypted = matches!(raw.next_payload, PayloadType::SK | PayloadType::SKF);
+            if !hdr.flags.is_response() && hdr.exchange != ExchangeType::IKE_SA_INIT && encrypted {
+                self.respond_unprotected(now, local, remote, &hdr, NotifyType::INVALID_IKE_SPI);
+            }
             return;
         };
         let actions = sa.handle_datagram(&mut self.ctx, now, local, remote, data, &hdr);
@@ -277,6 +308,40 @@ impl Endpoint {
             .values()
             .filter(|sa| sa.state != SaState::Closed)
             .map(IkeSa::info)
+    }
+
+    /// See [`crate::fuzzing::forge`].
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn forge(
+        &mut self,
+        conn: ConnId,
+        exchange: ExchangeType,
+        response: bool,
+        id: Option<u32>,
+        first_inner: PayloadType,
+        plain: &[u8],
+    ) -> Option<Vec<u8>> {
+        let spi = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.conn == conn)
+            .max_by_key(|(_, sa)| sa.state == SaState::Established)
+            .map(|(k, _)| *k)?;
+        let sa = self.sas.get_mut(&spi)?;
+        sa.forge(&mut self.ctx, exchange, response, id, first_inner, plain)
+    }
+
+    /// See [`crate::fuzzing::open`].
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn open_for_test(
+        &self,
+        conn: ConnId,
+        datagram: &[u8],
+    ) -> Option<Result<crate::crypto::Decrypted, Error>> {
+        self.sas
+            .values()
+            .find(|sa| sa.conn == conn && sa.state == SaState::Established)
+            .and_then(|sa| sa.open_for_test(datagram))
     }
 
     // ---------------------------------------------------------------- internals
@@ -373,6 +438,63 @@ impl Endpoint {
         });
     }
 
+    /// Answers a request outside any IKE SA with an unprotected notify (RFC 7296 §1.5):
+    /// a response to the source address and port, with the request's SPIs, exchange type
+    /// and message ID, the R flag, the I flag as the responder of the request's sender
+    /// would set it, major version 2 and no notification data. Rate-limited per peer
+    /// address and notify type (§2.21.4); counted.
+    fn respond_unprotected(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        request: &Header,
+        notify_type: NotifyType,
+    ) {
+        if !self.unprotected_allowed(now, remote.ip(), notify_type) {
+            self.ctx.stats.rate_limited_notifies += 1;
+            return;
+        }
+        let mut flags = Flags::RESPONSE;
+        if !request.flags.is_initiator() {
+            flags = flags.with(Flags::INITIATOR);
+        }
+        let Ok(bytes) = MessageBuilder::new(
+            request.spi_i,
+            request.spi_r,
+            request.exchange,
+            flags,
+            request.message_id,
+        )
+        .payload(NotifyPayload::new(notify_type, Vec::new()))
+        .encode() else {
+            return;
+        };
+        self.ctx.count_error_notify(notify_type);
+        self.ctx.transmit(Transmit {
+            local,
+            remote,
+            non_esp_marker: local.port() == NATT_PORT,
+            payload: bytes,
+        });
+    }
+
+    /// The rate limit of [`Self::respond_unprotected`]; records the send when it allows one.
+    fn unprotected_allowed(&mut self, now: Instant, ip: IpAddr, t: NotifyType) -> bool {
+        let fresh = |at: &Instant| now.saturating_duration_since(*at) < UNPROTECTED_NOTIFY_INTERVAL;
+        if self.unprotected_sent.get(&(ip, t)).is_some_and(fresh) {
+            return false;
+        }
+        if self.unprotected_sent.len() >= UNPROTECTED_NOTIFY_PEERS {
+            self.unprotected_sent.retain(|_, at| fresh(at));
+            if self.unprotected_sent.len() >= UNPROTECTED_NOTIFY_PEERS {
+                return false;
+            }
+        }
+        self.unprotected_sent.insert((ip, t), now);
+        true
+    }
+
     fn half_open(&self) -> impl Iterator<Item = &IkeSa> {
         self.sas
             .values()
@@ -429,9 +551,31 @@ impl Endpoint {
                 return;
             }
         }
-        let Ok(msg) = Message::decode(data) else {
-            self.ctx.stats.dropped_malformed += 1;
-            return;
+        let msg = match Message::decode(data) {
+            Ok(m) => m,
+            Err(Error::Unsupported(Unsupported::CriticalPayload { payload_type, .. })) => {
+                // RFC 7296 §2.5: the response to a request with an unrecognized critical
+                // payload carries UNSUPPORTED_CRITICAL_PAYLOAD with the payload type.
+                // Unprotected and stateless, so rate-limited like §2.21.4's answers.
+                self.ctx.stats.dropped_malformed += 1;
+                let t = NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD;
+                if self.unprotected_allowed(now, remote.ip(), t) {
+                    self.ctx.count_error_notify(t);
+                    self.respond_stateless(
+                        local,
+                        remote,
+                        hdr.spi_i,
+                        NotifyPayload::new(t, vec![payload_type.0]),
+                    );
+                } else {
+                    self.ctx.stats.rate_limited_notifies += 1;
+                }
+                return;
+            }
+            Err(_) => {
+                self.ctx.stats.dropped_malformed += 1;
+                return;
+            }
         };
         let per_peer = self
             .half_open()
@@ -446,7 +590,7 @@ impl Endpoint {
             _ => None,
         });
         let Some(ni) = ni else {
-            self.ctx.stats.error_notifies_sent += 1;
+            self.ctx.count_error_notify(NotifyType::INVALID_SYNTAX);
             self.respond_stateless(
                 local,
                 remote,
@@ -490,7 +634,7 @@ impl Endpoint {
             _ => None,
         });
         let (Some(sa_payload), Some(ke)) = (sa_payload, ke) else {
-            self.ctx.stats.error_notifies_sent += 1;
+            self.ctx.count_error_notify(NotifyType::INVALID_SYNTAX);
             self.respond_stateless(
                 local,
                 remote,
@@ -518,7 +662,7 @@ impl Endpoint {
             }
         }
         let Some((index, chosen)) = chosen else {
-            self.ctx.stats.error_notifies_sent += 1;
+            self.ctx.count_error_notify(NotifyType::NO_PROPOSAL_CHOSEN);
             self.respond_stateless(
                 local,
                 remote,
@@ -547,7 +691,7 @@ impl Endpoint {
         };
         if suite.ke != ke.method {
             // RFC 7296 §1.2: name the group we want; keep no state.
-            self.ctx.stats.error_notifies_sent += 1;
+            self.ctx.count_error_notify(NotifyType::INVALID_KE_PAYLOAD);
             self.respond_stateless(
                 local,
                 remote,
@@ -581,7 +725,7 @@ impl Endpoint {
             }
             Err(e) => {
                 if let Some(n) = e.notify() {
-                    self.ctx.stats.error_notifies_sent += 1;
+                    self.ctx.count_error_notify(n.notify_type);
                     self.respond_stateless(local, remote, hdr.spi_i, n.into());
                 } else {
                     self.ctx.stats.dropped_malformed += 1;

@@ -241,8 +241,25 @@ pub struct Stats {
     pub cookies_sent: u64,
     /// IKE_SA_INIT requests with an invalid cookie.
     pub dropped_bad_cookie: u64,
-    /// Error notifies sent in answer to bad requests.
+    /// Error notifies sent in answer to bad requests (all types; the counters below break
+    /// some of them out).
     pub error_notifies_sent: u64,
+    /// INVALID_SYNTAX sent: a request that was malformed, lacked a required payload, or
+    /// was not valid in the SA's state (RFC 7296 §2.21.2, §2.21.3, §3.10.1). Extension.
+    pub invalid_syntax_sent: u64,
+    /// UNSUPPORTED_CRITICAL_PAYLOAD sent (RFC 7296 §2.5). Extension.
+    pub unsupported_critical_sent: u64,
+    /// Unprotected INVALID_IKE_SPI sent for a request to an unknown IKE SA (RFC 7296
+    /// §1.5, §2.21.4). Extension.
+    pub invalid_ike_spi_sent: u64,
+    /// Unprotected INVALID_MAJOR_VERSION sent (RFC 7296 §1.5, §2.5). Extension.
+    pub invalid_major_version_sent: u64,
+    /// Unprotected error notifies not sent because the peer address already had one in
+    /// the last second (RFC 7296 §2.21.4). Extension.
+    pub rate_limited_notifies: u64,
+    /// Authenticated responses whose payloads did not parse (never answered, RFC 7296
+    /// §2.21; the exchange fails). Extension.
+    pub malformed_responses: u64,
 }
 
 /// The state of an IKE SA, for `sa list`.

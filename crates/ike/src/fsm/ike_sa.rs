@@ -697,8 +697,51 @@ impl IkeSa {
         local: SocketAddr,
         remote: SocketAddr,
     ) {
-        ctx.stats.error_notifies_sent += 1;
+        ctx.count_error_notify(n.notify_type);
         self.respond(ctx, exchange, id, vec![Payload::Notify(n)], local, remote);
+    }
+
+    /// See [`crate::fuzzing::forge`].
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn forge(
+        &mut self,
+        ctx: &mut Ctx,
+        exchange: ExchangeType,
+        response: bool,
+        id: Option<u32>,
+        first_inner: crate::packet::iana::PayloadType,
+        plain: &[u8],
+    ) -> Option<Vec<u8>> {
+        use crate::crypto::sk::IvChoice;
+        let id = match id {
+            Some(id) => id,
+            None if response => return None,
+            None => {
+                let id = self.next_id;
+                self.next_id = self.next_id.wrapping_add(1);
+                id
+            }
+        };
+        let header = Header::new(self.spi_i, self.spi_r, exchange, self.flags(response), id);
+        let sealer = self.sealer.as_mut()?;
+        sealer
+            .seal_plaintext(
+                &header,
+                &[],
+                first_inner,
+                plain,
+                IvChoice::Default(ctx.rng()),
+            )
+            .ok()
+    }
+
+    /// See [`crate::fuzzing::open`].
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn open_for_test(
+        &self,
+        datagram: &[u8],
+    ) -> Option<Result<crate::crypto::Decrypted, Error>> {
+        self.opener.as_ref().map(|o| o.open(datagram))
     }
 
     // ---------------------------------------------------------------- inputs
@@ -725,8 +768,9 @@ impl IkeSa {
             ctx.stats.dropped_unexpected += 1;
             return Vec::new();
         };
-        let decrypted = match opener.open(data) {
-            Ok(d) => d,
+        let decrypted = match opener.open_authenticated(data) {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => return self.handle_malformed(ctx, now, local, remote, hdr, &e),
             Err(Error::PeerMisbehaved(PeerMisbehaved::IntegrityCheckFailed)) => {
                 ctx.stats.dropped_integrity += 1;
                 return Vec::new();
@@ -781,6 +825,139 @@ impl IkeSa {
             }
             actions
         }
+    }
+
+    /// An ICV-valid message whose payloads did not parse: the peer holding the keys sent
+    /// it, so it is not silently dropped as a forgery would be (RFC 7296 §2.21).
+    ///
+    /// - A request is rejected in its entirety and answered with only
+    ///   UNSUPPORTED_CRITICAL_PAYLOAD (§2.5) or INVALID_SYNTAX (§2.21.2, and §3.10.1: the
+    ///   answer to any error without a status type of its own), in a protected response
+    ///   that consumes the message ID and is cached like any other (§2.1). In IKE_AUTH the
+    ///   authentication payloads are not looked at (§2.21.2) and the half-open SA is closed;
+    ///   an established SA stays up: §2.21.3 only requires the answer.
+    /// - A response is never answered (§2.21: only a new request could carry an error);
+    ///   the exchange fails ([`Self::on_malformed_response`]).
+    fn handle_malformed(
+        &mut self,
+        ctx: &mut Ctx,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hdr: &Header,
+        e: &Error,
+    ) -> Vec<Action> {
+        if hdr.flags.is_response() {
+            let matches = self
+                .outstanding
+                .as_ref()
+                .is_some_and(|o| o.id == hdr.message_id && o.exchange == hdr.exchange);
+            let Some(o) = self.outstanding.take_if(|_| matches) else {
+                ctx.stats.dropped_message_id += 1;
+                return Vec::new();
+            };
+            ctx.stats.malformed_responses += 1;
+            self.timers.stop(Timer::Retransmit);
+            self.heard(ctx, now, local, remote);
+            let mut actions = self.on_malformed_response(ctx, now, o);
+            if !actions.iter().any(|a| matches!(a, Action::Remove)) {
+                actions.extend(self.pump(ctx, now));
+            }
+            return actions;
+        }
+        if let Some((id, bytes)) = &self.last_response {
+            if *id == hdr.message_id {
+                // A retransmission of the bad request: the same answer (§2.1).
+                ctx.stats.cached_responses += 1;
+                let payload = bytes.clone();
+                ctx.transmit(Transmit {
+                    local,
+                    remote,
+                    non_esp_marker: local.port() == NATT_PORT,
+                    payload,
+                });
+                return Vec::new();
+            }
+        }
+        if hdr.message_id != self.peer_next_id {
+            ctx.stats.dropped_message_id += 1;
+            return Vec::new();
+        }
+        if self.state == SaState::ExpectAuthResponse {
+            // We are the initiator of a half-open SA: the peer has no request to make yet
+            // (strongSwan ignores these too).
+            ctx.stats.dropped_unexpected += 1;
+            return Vec::new();
+        }
+        self.heard(ctx, now, local, remote);
+        let n = match e.notify() {
+            Some(n) if n.notify_type == NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD => n.into(),
+            _ => NotifyPayload::new(NotifyType::INVALID_SYNTAX, Vec::new()),
+        };
+        let name = notify_name(&n);
+        self.respond_error(ctx, hdr.exchange, hdr.message_id, n, local, remote);
+        if self.state == SaState::ExpectAuthRequest {
+            // §2.21.2: IKE_AUTH failed; the IKE SA never comes up.
+            return self.close(ctx, now, Some(DownReason::Protocol(name)));
+        }
+        self.pump(ctx, now)
+    }
+
+    /// Our request got an authenticated response whose payloads did not parse. It is not
+    /// answered (RFC 7296 §2.21). What the peer did is unknown, so:
+    ///
+    /// - IKE_AUTH: establishment fails; the DELETE that follows is the separate
+    ///   INFORMATIONAL exchange §2.21.2 allows an initiator after an error in a response;
+    /// - CREATE_CHILD_SA: the peer may have installed a Child SA or a new IKE SA we cannot
+    ///   name, i.e. the peers no longer share state, and §2.21.3 advises deleting the IKE SA
+    ///   to clean up and start over;
+    /// - DPD: the peer is alive (the message authenticated); nothing else changes;
+    /// - DELETE: done as if the response had been empty (the peer deleted its side).
+    fn on_malformed_response(
+        &mut self,
+        ctx: &mut Ctx,
+        now: Instant,
+        o: Outstanding,
+    ) -> Vec<Action> {
+        let exchange = o.exchange;
+        match o.request {
+            Request::Dpd | Request::Init => Vec::new(),
+            Request::DeleteChildren | Request::DeleteIke => self.handle_response(ctx, now, o, &[]),
+            Request::Auth { spi_in, .. } => {
+                ctx.child_spis.remove(&spi_in);
+                ctx.event(Event::IkeDown {
+                    conn: self.conn,
+                    reason: DownReason::Protocol(format!("malformed {exchange} response")),
+                });
+                self.delete_quietly(ctx, now)
+            }
+            Request::CreateChild(r) => {
+                ctx.child_spis.remove(&r.spi_in);
+                self.drop_diverged(ctx, now, exchange)
+            }
+            Request::RekeyIke(r) => {
+                ctx.ike_spis.remove(&r.new_spi);
+                self.drop_diverged(ctx, now, exchange)
+            }
+        }
+    }
+
+    /// Reports the SA down and deletes it (RFC 7296 §2.21.3: state no longer shared).
+    fn drop_diverged(
+        &mut self,
+        ctx: &mut Ctx,
+        now: Instant,
+        exchange: ExchangeType,
+    ) -> Vec<Action> {
+        if self.state != SaState::Established {
+            // Rekeyed or Deleting: it is going away already.
+            return Vec::new();
+        }
+        self.report_down(
+            ctx,
+            DownReason::Protocol(format!("malformed {exchange} response")),
+        );
+        self.delete_quietly(ctx, now)
     }
 
     /// An authenticated message arrived: liveness, and NAT-T address updates (§2.23).
@@ -1073,6 +1250,20 @@ impl IkeSa {
                 );
                 Vec::new()
             }
+            (SaState::Established | SaState::Rekeyed | SaState::Deleting, _) => {
+                // RFC 7296 §2.21.3: after authentication every request with an error gets
+                // an answer; an exchange not valid here (IKE_AUTH again, an unknown type)
+                // is such an error, and INVALID_SYNTAX is the catch-all (§3.10.1).
+                self.respond_error(
+                    ctx,
+                    hdr.exchange,
+                    id,
+                    NotifyPayload::new(NotifyType::INVALID_SYNTAX, Vec::new()),
+                    local,
+                    remote,
+                );
+                Vec::new()
+            }
             _ => {
                 ctx.stats.dropped_unexpected += 1;
                 Vec::new()
@@ -1179,8 +1370,8 @@ impl IkeSa {
                 actions
             }
             Err((notify, reason)) => {
+                ctx.count_error_notify(notify.notify_type);
                 out.push(Payload::Notify(notify));
-                ctx.stats.error_notifies_sent += 1;
                 self.respond(ctx, exch, id, out, local, remote);
                 // The IKE SA is useless without its Child SA: report and let it go (the
                 // initiator deletes it; we still acknowledge that DELETE).
