@@ -56,6 +56,8 @@ enum Command {
     Conn(cli::ConnArgs),
     /// IPsec SAs of the running daemon.
     Sa(cli::SaArgs),
+    /// The running daemon's routes and their publication into the VPC.
+    Route(cli::RouteArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +176,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => cli::status(args),
         Command::Conn(args) => cli::conn(args),
         Command::Sa(args) => cli::sa(args),
+        Command::Route(args) => cli::route(args),
     }
 }
 

@@ -32,13 +32,16 @@ const TUN: &str = "vdt0";
 const MTU: u16 = 1380;
 
 /// Every route the API serves, as the OpenAPI document must list them.
-const ROUTES: [(&str, &str); 8] = [
+const ROUTES: [(&str, &str); 11] = [
     ("get", "/v1/status"),
     ("get", "/v1/connections"),
     ("get", "/v1/connections/{name}"),
     ("post", "/v1/connections/{name}/up"),
     ("post", "/v1/connections/{name}/down"),
     ("get", "/v1/sas"),
+    ("get", "/v1/routes"),
+    ("post", "/v1/routes/publish"),
+    ("post", "/v1/routes/withdraw"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];

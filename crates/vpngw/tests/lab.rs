@@ -355,3 +355,142 @@ fn verify_sees_the_plain_line_in_the_clear() {
     );
     assert!(text.contains("verdict: PLAINTEXT"), "{text}");
 }
+
+/// A `vpngw run` in the lab's `vpngw` node: its `publish = true` route reaches the VPC's table
+/// through the fabric controller, `vpngw route withdraw` takes it out (the seed's manual step
+/// of Method 1), and the operator's choice survives a daemon restart.
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn a_daemon_publishes_into_the_vpc_and_the_withdrawal_survives_a_restart() {
+    let lab = "vt-pubd";
+    let _down = Down(lab);
+    let _ = vpngw(lab, &["down"]);
+    ok(lab, &["up"]);
+    let dir = std::env::temp_dir().join("vpngw-test-pubd");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let psk = dir.join("psk");
+    std::fs::write(&psk, "lab-psk").unwrap();
+    std::fs::set_permissions(&psk, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let d = dir.display();
+    let config = dir.join("vpngw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[gateway]
+name = "vpngw"
+state_dir = "{d}/state"
+
+[api]
+socket = "{d}/api.sock"
+
+[fabric]
+socket = "/run/vpngw-lab/{lab}/controller.sock"
+
+[[connection]]
+name = "onprem"
+local_address = "172.16.1.2"
+peer_address = "10.0.0.1"
+psk_file = "{d}/psk"
+ike_proposals = ["aes128gcm16-prfsha256-x25519"]
+esp_proposals = ["aes128gcm16"]
+mode = "route"
+tunnel_cidr = "169.254.10.0/30"
+initiate = false
+
+[[route]]
+prefix = "192.168.10.0/24"
+connection = "onprem"
+publish = true
+"#
+        ),
+    )
+    .unwrap();
+    let api = dir.join("api.sock");
+    let start_daemon = || -> std::process::Child {
+        let child = Command::new("ip")
+            .args(["netns", "exec", "vt-pubd-vpngw", VPNGW, "run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let t = std::time::Instant::now();
+        while !api.exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "daemon did not start"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        child
+    };
+    let route = |args: &[&str]| -> Output {
+        Command::new(VPNGW)
+            .arg("route")
+            .args(args)
+            .arg("--api")
+            .arg(&api)
+            .output()
+            .unwrap()
+    };
+    let vpc_route = || kernel_route("vt-pubd-vpc", "192.168.10.0/24");
+    let wait_vpc = |want: &str| {
+        let t = std::time::Instant::now();
+        while !vpc_route().contains(want) {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "VPC route never became {want}: {}",
+                vpc_route()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    let mut daemon = start_daemon();
+    // Published at start, tunnel or not: the seed's static routes.
+    wait_vpc("via 172.16.1.2");
+    let list = String::from_utf8_lossy(&route(&["list"]).stdout).into_owned();
+    assert!(
+        list.contains("192.168.10.0/24") && list.contains("yes"),
+        "{list}"
+    );
+
+    let out = route(&["withdraw", "192.168.10.0/24"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        vpc_route().contains("via 100.64.0.5"),
+        "back to the CEN route: {}",
+        vpc_route()
+    );
+    // A prefix that is no route of this gateway is refused and changes nothing.
+    let bad = route(&["withdraw", "10.9.0.0/16"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a [[route]]"));
+
+    // Restart: the withdrawal holds; the daemon does not publish again.
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let _ = std::fs::remove_file(&api);
+    let mut daemon = start_daemon();
+    thread::sleep(Duration::from_millis(500));
+    assert!(
+        vpc_route().contains("via 100.64.0.5"),
+        "withdrawal survived the restart: {}",
+        vpc_route()
+    );
+    let out = route(&["publish", "192.168.10.0/24"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(vpc_route().contains("via 172.16.1.2"));
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,11 +11,15 @@ use std::{
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
+use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::{
     api,
-    daemon::model::{AdminChange, ConnectionInfo, ModeInfo, SaView, Status, TunnelState},
+    daemon::model::{
+        AdminChange, ConnectionInfo, ModeInfo, PublishChange, PublishRequest, RouteView, SaView,
+        Status, TunnelState,
+    },
     output,
 };
 
@@ -60,6 +64,76 @@ enum ConnCommand {
     Up { name: String },
     /// Set a connection's admin state to down (kept across daemon restarts).
     Down { name: String },
+}
+
+/// `vpngw route …`.
+#[derive(Debug, Args)]
+pub(crate) struct RouteArgs {
+    #[command(subcommand)]
+    command: RouteCommand,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Debug, Subcommand)]
+enum RouteCommand {
+    /// Every `[[route]]`: prefix, connection, weight, whether it is published into the VPC.
+    List,
+    /// Publish a route into the VPC's table (kept across daemon restarts).
+    Publish { prefix: IpNet },
+    /// Withdraw a published route: the seed's manual step after a Method 1 tunnel failure.
+    Withdraw { prefix: IpNet },
+}
+
+/// `vpngw route list|publish|withdraw`.
+pub(crate) fn route(args: RouteArgs) -> Result<ExitCode> {
+    let t = &args.target;
+    let sock = socket(t)?;
+    match args.command {
+        RouteCommand::List => {
+            let routes: Vec<RouteView> = api::get(sock, "/v1/routes")?;
+            if t.json {
+                print_json(&routes)?;
+            } else {
+                let rows: Vec<Vec<String>> = routes
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.prefix.to_string(),
+                            r.connection.clone(),
+                            r.weight.to_string(),
+                            if r.published { "yes" } else { "no" }.to_owned(),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    output::table(&["prefix", "connection", "weight", "published"], &rows)
+                );
+            }
+        }
+        RouteCommand::Publish { prefix } | RouteCommand::Withdraw { prefix } => {
+            let on = matches!(args.command, RouteCommand::Publish { .. });
+            let path = if on {
+                "/v1/routes/publish"
+            } else {
+                "/v1/routes/withdraw"
+            };
+            let ch: PublishChange = api::post(sock, path, &PublishRequest { prefix })?;
+            let what = if on { "published" } else { "withdrawn" };
+            if t.json {
+                print_json(&ch)?;
+            } else if ch.changed {
+                println!("{} {what}", ch.prefix);
+            } else {
+                println!(
+                    "{} was already {what}; the fabric was told again",
+                    ch.prefix
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `vpngw sa …`.

@@ -7,17 +7,19 @@
 
 use std::{
     collections::BTreeMap,
+    path::PathBuf,
     sync::{Mutex, MutexGuard, PoisonError},
     time::Instant,
 };
 
+use ipnet::IpNet;
 use tracing::Span;
 
 use super::{
     metrics::{Exposition, Metrics},
     model::{
-        AdminChange, AdminState, ConnectionCounts, ConnectionInfo, SaView, Snapshot, Status,
-        TunInfo, TunnelState,
+        AdminChange, AdminState, ConnectionCounts, ConnectionInfo, PublishChange, RouteView,
+        SaView, Snapshot, Status, TunInfo, TunnelState,
     },
     store::Store,
 };
@@ -37,6 +39,12 @@ pub(crate) enum GatewayError {
     /// The state database failed; nothing changed.
     #[error("{0:#}")]
     Store(anyhow::Error),
+    #[error("{prefix} is not a [[route]] of this gateway (routes: {known})")]
+    UnknownRoute { prefix: IpNet, known: String },
+    #[error("no [fabric] section in the configuration: there is nowhere to publish routes")]
+    NoFabric,
+    #[error("the fabric refused: {0:#}")]
+    Fabric(anyhow::Error),
 }
 
 /// One connection at run time.
@@ -62,6 +70,10 @@ pub(crate) struct Gateway {
     metrics: Metrics,
     /// The tunnel engine's last report.
     snapshot: Mutex<Snapshot>,
+    /// The fabric controller's socket, where routes are published.
+    fabric: Option<PathBuf>,
+    /// Whether each `[[route]]` prefix is published now.
+    published: Mutex<BTreeMap<IpNet, bool>>,
 }
 
 impl Gateway {
@@ -98,6 +110,17 @@ impl Gateway {
                 }
             })
             .collect();
+        let stored = store.publications()?;
+        let published = cfg
+            .routes
+            .iter()
+            .map(|r| {
+                (
+                    r.prefix,
+                    stored.get(&r.prefix).copied().unwrap_or(r.publish),
+                )
+            })
+            .collect();
         for name in saved.keys().filter(|n| cfg.connection(n).is_none()) {
             tracing::debug!(connection = %name, "stored admin state kept for a connection not in the configuration");
         }
@@ -110,6 +133,83 @@ impl Gateway {
             store,
             metrics,
             snapshot: Mutex::new(Snapshot::default()),
+            fabric: cfg.fabric.as_ref().map(|f| f.socket.clone()),
+            published: Mutex::new(published),
+        })
+    }
+
+    /// `GET /v1/routes`.
+    pub(crate) fn routes(&self) -> Vec<RouteView> {
+        let published = self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.routes
+            .iter()
+            .map(|r| RouteView {
+                prefix: r.prefix,
+                connection: r.connection.clone(),
+                weight: r.weight,
+                published: published.get(&r.prefix).copied().unwrap_or(false),
+            })
+            .collect()
+    }
+
+    /// Tells the fabric what is published, at start. The seed's Method 1 publishes static
+    /// routes whatever the tunnel's state: they stay until an operator withdraws them.
+    /// Blocking: call it off the async runtime.
+    pub(crate) fn sync_publications(&self) -> Result<(), GatewayError> {
+        let Some(fabric) = &self.fabric else {
+            return Ok(());
+        };
+        let published = self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for (prefix, on) in published {
+            tell_fabric(fabric, &self.name, prefix, on).map_err(GatewayError::Fabric)?;
+            tracing::info!(%prefix, published = on, "publication synced with the fabric");
+        }
+        Ok(())
+    }
+
+    /// `POST /v1/routes/publish|withdraw`: the fabric first (a refusal changes nothing), then
+    /// the store, then memory. Blocking: call it off the async runtime.
+    pub(crate) fn set_published(
+        &self,
+        prefix: IpNet,
+        on: bool,
+    ) -> Result<PublishChange, GatewayError> {
+        let prefix = prefix.trunc();
+        let mut published = self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(&now) = published.get(&prefix) else {
+            let known: Vec<String> = published.keys().map(ToString::to_string).collect();
+            return Err(GatewayError::UnknownRoute {
+                prefix,
+                known: if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                },
+            });
+        };
+        let fabric = self.fabric.as_ref().ok_or(GatewayError::NoFabric)?;
+        tell_fabric(fabric, &self.name, prefix, on).map_err(GatewayError::Fabric)?;
+        if now != on {
+            self.store
+                .set_published(prefix, on)
+                .map_err(GatewayError::Store)?;
+            published.insert(prefix, on);
+            tracing::info!(%prefix, published = on, "route {}", if on { "published" } else { "withdrawn" });
+        }
+        Ok(PublishChange {
+            prefix,
+            published: on,
+            changed: now != on,
         })
     }
 
@@ -347,6 +447,22 @@ fn mode_name(m: &config::Mode) -> &'static str {
         config::Mode::Route { .. } => "route",
         config::Mode::Policy { .. } => "policy",
     }
+}
+
+/// Publishes or withdraws `prefix` by `gateway` at the fabric controller.
+fn tell_fabric(
+    socket: &std::path::Path,
+    gateway: &str,
+    prefix: IpNet,
+    on: bool,
+) -> anyhow::Result<()> {
+    let body = crate::lab::controller::Publication {
+        gateway: gateway.to_owned(),
+        prefix,
+    };
+    let path = if on { "/v1/publish" } else { "/v1/withdraw" };
+    let _: crate::lab::controller::Applied = crate::api::post(socket, path, &body)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -157,6 +157,21 @@ async fn serve(path: PathBuf, cfg: Config) -> Result<()> {
     let gw = Arc::new(Gateway::new(&cfg, tun.info.clone(), store, metrics)?);
     let mut tasks = JoinSet::new();
     {
+        // Publications reach the fabric at start, and again until it answers.
+        let gw = gw.clone();
+        tasks.spawn(async move {
+            loop {
+                let g = gw.clone();
+                match tokio::task::spawn_blocking(move || g.sync_publications()).await {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => tracing::warn!("publishing routes: {e}; retrying in 5 s"),
+                    Err(e) => tracing::error!("publishing routes: {e}"),
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+    }
+    {
         let gw = gw.clone();
         tasks.spawn(async move {
             while let Some(ev) = engine_events.recv().await {

@@ -369,3 +369,28 @@ pub(crate) struct Snapshot {
     /// Child SAs installed since start (the first of each connection and every rekey).
     pub(crate) children_installed: u64,
 }
+
+/// One `[[route]]` and its publication into the fabric, as `GET /v1/routes` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RouteView {
+    pub(crate) prefix: IpNet,
+    pub(crate) connection: String,
+    pub(crate) weight: u32,
+    /// Published into the VPC's table now (the configuration's `publish`, or the operator's
+    /// last `route publish|withdraw`, which survives restarts).
+    pub(crate) published: bool,
+}
+
+/// `POST /v1/routes/publish` and `…/withdraw`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PublishRequest {
+    pub(crate) prefix: IpNet,
+}
+
+/// The answer to a publish or withdraw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PublishChange {
+    pub(crate) prefix: IpNet,
+    pub(crate) published: bool,
+    pub(crate) changed: bool,
+}

@@ -17,6 +17,8 @@
 
 use std::sync::Arc;
 
+use ipnet::IpNet;
+
 use axum::{
     extract::{Path, Request, State},
     handler::Handler,
@@ -30,7 +32,10 @@ use subtle::ConstantTimeEq;
 use super::{
     gateway::{Gateway, GatewayError},
     metrics,
-    model::{AdminChange, AdminState, ConnectionInfo, SaView, Status},
+    model::{
+        AdminChange, AdminState, ConnectionInfo, PublishChange, PublishRequest, RouteView, SaView,
+        Status,
+    },
 };
 use crate::{api::ApiError, config::secret::Secret};
 
@@ -72,6 +77,9 @@ fn routes() -> Routes {
     .post("/v1/connections/{name}/up", admin_up)
     .post("/v1/connections/{name}/down", admin_down)
     .get("/v1/sas", sas)
+    .get("/v1/routes", routes_list)
+    .post("/v1/routes/publish", publish)
+    .post("/v1/routes/withdraw", withdraw)
     .get("/metrics", metrics_text)
     .get("/openapi.json", openapi)
 }
@@ -132,6 +140,9 @@ impl From<GatewayError> for ApiError {
         let status = match e {
             GatewayError::UnknownConnection { .. } => StatusCode::NOT_FOUND,
             GatewayError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::UnknownRoute { .. } => StatusCode::NOT_FOUND,
+            GatewayError::NoFabric => StatusCode::CONFLICT,
+            GatewayError::Fabric(_) => StatusCode::BAD_GATEWAY,
         };
         Self(status, e.to_string())
     }
@@ -164,6 +175,37 @@ async fn admin_down(
     Path(name): Path<String>,
 ) -> Result<Json<AdminChange>, ApiError> {
     Ok(Json(gw.set_admin(&name, AdminState::Down)?))
+}
+
+async fn routes_list(State(gw): State<Shared>) -> Json<Vec<RouteView>> {
+    Json(gw.routes())
+}
+
+async fn publish(
+    State(gw): State<Shared>,
+    Json(r): Json<PublishRequest>,
+) -> Result<Json<PublishChange>, ApiError> {
+    set_published(gw, r.prefix, true).await
+}
+
+async fn withdraw(
+    State(gw): State<Shared>,
+    Json(r): Json<PublishRequest>,
+) -> Result<Json<PublishChange>, ApiError> {
+    set_published(gw, r.prefix, false).await
+}
+
+/// The fabric is another process reached with a blocking client: off the runtime.
+async fn set_published(
+    gw: Shared,
+    prefix: IpNet,
+    on: bool,
+) -> Result<Json<PublishChange>, ApiError> {
+    tokio::task::spawn_blocking(move || gw.set_published(prefix, on))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map(Json)
+        .map_err(ApiError::from)
 }
 
 async fn sas(State(gw): State<Shared>) -> Json<Vec<SaView>> {

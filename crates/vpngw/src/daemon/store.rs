@@ -1,6 +1,5 @@
-//! The daemon's persistent state: one redb database in `[gateway] state_dir`. Today it holds
-//! each connection's admin state; runtime changes that must survive a restart (published
-//! routes, issue 6) go here too.
+//! The daemon's persistent state: one redb database in `[gateway] state_dir`: each
+//! connection's admin state, and each route's publication state as the operator last set it.
 //!
 //! A write commits (and is durable) before the daemon changes anything in memory, so an
 //! answer the API gave is never forgotten and a failed write changes nothing. redb locks the
@@ -16,7 +15,11 @@ use std::{
 use anyhow::{bail, Context, Result};
 use redb::{Database, DatabaseError, ReadableTable, TableDefinition, TableError};
 
+use ipnet::IpNet;
+
 use super::model::AdminState;
+
+const PUBLISHED_VALUE: &str = "published";
 
 /// The database's file name inside `state_dir`.
 pub(crate) const FILE: &str = "vpngw.redb";
@@ -24,6 +27,8 @@ pub(crate) const FILE: &str = "vpngw.redb";
 /// Connection name → `up` / `down`. Names not in the configuration are kept, so a connection
 /// removed and added back keeps what its operator said.
 const ADMIN: TableDefinition<'_, &str, &str> = TableDefinition::new("admin_state");
+/// Route prefix → "published" or "withdrawn".
+const PUBLISHED: TableDefinition<'_, &str, &str> = TableDefinition::new("published");
 
 /// The open database.
 #[derive(Debug)]
@@ -60,35 +65,68 @@ impl Store {
     /// Every stored admin state. A value the daemon cannot read is skipped with a warning (the
     /// connection then takes the default).
     pub(crate) fn admin_states(&self) -> Result<BTreeMap<String, AdminState>> {
+        self.read_all(ADMIN, "admin state", |name, value| {
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+    }
+
+    /// Publication states the operator set, by prefix: true = published.
+    pub(crate) fn publications(&self) -> Result<BTreeMap<IpNet, bool>> {
+        self.read_all(PUBLISHED, "publication state", |prefix, value| {
+            Some((prefix.parse().ok()?, value == PUBLISHED_VALUE))
+        })
+    }
+
+    /// Every entry of `table` that `parse` accepts; the others are logged and skipped.
+    fn read_all<K: Ord, V>(
+        &self,
+        table: TableDefinition<'_, &str, &str>,
+        what: &str,
+        parse: impl Fn(&str, &str) -> Option<(K, V)>,
+    ) -> Result<BTreeMap<K, V>> {
         let txn = self.db.begin_read().context("reading the state database")?;
-        let table = match txn.open_table(ADMIN) {
+        let table = match txn.open_table(table) {
             Ok(t) => t,
             Err(TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
             Err(e) => return Err(e).context("reading the state database"),
         };
         let mut out = BTreeMap::new();
         for entry in table.iter().context("reading the state database")? {
-            let (name, value) = entry.context("reading the state database")?;
-            match value.value().parse() {
-                Ok(state) => {
-                    out.insert(name.value().to_owned(), state);
+            let (key, value) = entry.context("reading the state database")?;
+            match parse(key.value(), value.value()) {
+                Some((k, v)) => {
+                    out.insert(k, v);
                 }
-                Err(e) => tracing::warn!(
-                    connection = name.value(),
-                    "ignoring the stored admin state: {e}"
+                None => tracing::warn!(
+                    key = key.value(),
+                    value = value.value(),
+                    "ignoring a stored {what}"
                 ),
             }
         }
         Ok(out)
     }
 
-    /// Stores `name`'s admin state; durable when this returns `Ok`.
+    pub(crate) fn set_published(&self, prefix: IpNet, published: bool) -> Result<()> {
+        let value = if published {
+            PUBLISHED_VALUE
+        } else {
+            "withdrawn"
+        };
+        self.write(PUBLISHED, &prefix.to_string(), value)
+    }
+
     pub(crate) fn set_admin(&self, name: &str, state: AdminState) -> Result<()> {
+        self.write(ADMIN, name, state.as_str())
+    }
+
+    /// One key's value, committed (durable) before this returns.
+    fn write(&self, table: TableDefinition<'_, &str, &str>, key: &str, value: &str) -> Result<()> {
         let write = || -> Result<()> {
             let txn = self.db.begin_write()?;
             {
-                let mut table = txn.open_table(ADMIN)?;
-                table.insert(name, state.as_str())?;
+                let mut t = txn.open_table(table)?;
+                t.insert(key, value)?;
             }
             txn.commit()?;
             Ok(())
