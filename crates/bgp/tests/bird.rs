@@ -369,11 +369,16 @@ fn run(lab: &Lab) {
         "no automatic restart after the reset"
     );
     assert_eq!(d.table.iter().count(), 0);
-    let info = birdc(lab, "show protocols all peer");
-    println!("BIRD after our max-prefix reset:\n{info}");
+    // BIRD's "Last error" is overwritten by its own reconnect attempts, so read its log,
+    // which keeps the NOTIFICATION it received.
+    let log = fs::read_to_string(lab.path("bird.log")).unwrap_or_default();
+    println!(
+        "BIRD after our max-prefix reset:\n{}",
+        birdc(lab, "show protocols all peer")
+    );
     assert!(
-        info.contains("Maximum number of prefixes reached"),
-        "BIRD did not see Cease/{}",
+        log.contains("Maximum number of prefixes reached"),
+        "BIRD did not see Cease/{}:\n{log}",
         cease::MAX_PREFIXES
     );
 }

@@ -274,8 +274,20 @@ impl Driver {
                     queue.extend(self.speaker.process(self.peer, input));
                 }
                 Output::Close { .. } => {
-                    if let Some(s) = self.stream.take() {
-                        let _ = s.shutdown(Shutdown::Both);
+                    if let Some(mut s) = self.stream.take() {
+                        // Close gracefully: FIN after the NOTIFICATION just written, then drain
+                        // what the peer still sends. Closing with unread data makes the kernel
+                        // answer with a RST, which discards the NOTIFICATION unsent.
+                        let _ = s.shutdown(Shutdown::Write);
+                        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+                        let mut sink = [0u8; 4096];
+                        while std::time::Instant::now() < deadline {
+                            match s.read(&mut sink) {
+                                Ok(0) | Err(_) => break,
+                                Ok(_) => {}
+                            }
+                        }
                     }
                 }
                 Output::Send { bytes, .. } => {
