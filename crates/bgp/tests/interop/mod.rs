@@ -280,9 +280,9 @@ impl Driver {
                         // answer with a RST, which discards the NOTIFICATION unsent.
                         let _ = s.shutdown(Shutdown::Write);
                         let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-                        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+                        let deadline = Instant::now() + Duration::from_secs(1);
                         let mut sink = [0u8; 4096];
-                        while std::time::Instant::now() < deadline {
+                        while Instant::now() < deadline {
                             match s.read(&mut sink) {
                                 Ok(0) | Err(_) => break,
                                 Ok(_) => {}
