@@ -1,4 +1,4 @@
-//! The gateway's run-time state, shared by the API and (next) the IKE driver: each
+//! The gateway's run-time state, shared by the API and the tunnel engine: each
 //! connection's configuration, tunnel state and admin state, the store that persists what must
 //! survive a restart, and the metrics.
 //!
@@ -298,8 +298,8 @@ impl Gateway {
         })
     }
 
-    /// Records a tunnel state change and logs it as an event of the connection. For the IKE
-    /// driver (issue 5's next step); returns false for an unknown name.
+    /// Records a tunnel state change (from the tunnel engine) and logs it as an event of the
+    /// connection; returns false for an unknown name.
     pub(crate) fn set_state(&self, name: &str, state: TunnelState) -> bool {
         let mut conns = self.lock();
         let Ok(i) = find(&conns, name) else {

@@ -259,9 +259,9 @@ async fn serve(path: PathBuf, cfg: Config) -> Result<()> {
     outcome.map(|_| ())
 }
 
-/// SIGHUP: reads the file again and validates it. Applying a reload — rebuilding changed
-/// tunnels — needs the IKE driver (issue 5's next step): today the daemon only logs what would
-/// change and keeps running the configuration it started with.
+/// SIGHUP: reads the file again and validates it. Applying a reload — rebuilding the changed
+/// tunnels in the engine, leaving the others' SAs alone — is still to come (issue 5): today
+/// the daemon only logs what would change and keeps running the configuration it started with.
 fn reload(path: &Path, running: &Config) {
     match Config::load(path) {
         Err(errors) => {
@@ -284,7 +284,7 @@ fn reload(path: &Path, running: &Config) {
                 routes_changed = running.routes != new.routes,
                 gateway_changed = running.gateway != new.gateway,
                 api_changed = running.api != new.api,
-                "SIGHUP: {} is valid; NOT applied (applying a reload comes with the IKE driver, \
+                "SIGHUP: {} is valid; NOT applied (applying a reload is not implemented yet, \
                  issue 5): the daemon still runs the configuration it started with",
                 path.display()
             );

@@ -16,8 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config;
 
-/// Where a connection's tunnel is. The IKE driver moves it (issue 5's next step); until then
-/// every connection is [`TunnelState::Down`].
+/// Where a connection's tunnel is, as the tunnel engine reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum TunnelState {
