@@ -996,6 +996,37 @@ fn two_daemons_bring_a_tunnel_up_and_show_it() {
         0.0
     );
 
+    // `conn down` takes the tunnel down at both ends (DELETE), `conn up` brings it back.
+    let state = |sock: &Path| {
+        json(sock, &["conn", "list"])[0]["state"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned()
+    };
+    ok(&a.socket, &["conn", "down", "peer"]);
+    let t = Instant::now();
+    while state(&a.socket) != "down" || state(&b.socket) != "down" {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "conn down did not take the tunnel down:\n{}",
+            da.log()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !ping(&na, "10.2.0.1", "10.1.0.1"),
+        "no traffic while admin down"
+    );
+    ok(&a.socket, &["conn", "up", "peer"]);
+    let t = Instant::now();
+    while !ping(&na, "10.2.0.1", "10.1.0.1") {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "conn up did not bring the tunnel back:\n{}",
+            da.log()
+        );
+    }
+
     // Stopping `a` deletes its SAs at `b` (DELETE), so `b` reports the tunnel down.
     assert!(a.stop().success());
     let start = Instant::now();

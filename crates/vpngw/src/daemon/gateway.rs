@@ -13,6 +13,7 @@ use std::{
 };
 
 use ipnet::IpNet;
+use tokio::sync::mpsc;
 use tracing::Span;
 
 use super::{
@@ -22,6 +23,7 @@ use super::{
         SaView, Snapshot, Status, TunInfo, TunnelState,
     },
     store::Store,
+    tunnel::EngineCommand,
 };
 use crate::config::{self, Config};
 
@@ -74,6 +76,8 @@ pub(crate) struct Gateway {
     fabric: Option<PathBuf>,
     /// Whether each `[[route]]` prefix is published now.
     published: Mutex<BTreeMap<IpNet, bool>>,
+    /// Admin state changes go to the tunnel engine.
+    engine: mpsc::UnboundedSender<EngineCommand>,
 }
 
 impl Gateway {
@@ -84,6 +88,7 @@ impl Gateway {
         tun: TunInfo,
         store: Store,
         metrics: Metrics,
+        engine: mpsc::UnboundedSender<EngineCommand>,
     ) -> anyhow::Result<Self> {
         let saved = store.admin_states()?;
         let conns = cfg
@@ -135,7 +140,22 @@ impl Gateway {
             snapshot: Mutex::new(Snapshot::default()),
             fabric: cfg.fabric.as_ref().map(|f| f.socket.clone()),
             published: Mutex::new(published),
+            engine,
         })
+    }
+
+    /// The counters the tunnel engine updates.
+    pub(crate) fn counters(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Connections an operator holds down.
+    pub(crate) fn admin_down(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|c| c.admin == AdminState::Down)
+            .map(|c| c.config.name.clone())
+            .collect()
     }
 
     /// `GET /v1/routes`.
@@ -289,6 +309,12 @@ impl Gateway {
             c.span.in_scope(|| {
                 tracing::info!(from = %previous, to = %want, "admin state changed");
             });
+            let cmd = match want {
+                AdminState::Up => EngineCommand::Up(name.to_owned()),
+                AdminState::Down => EngineCommand::Down(name.to_owned()),
+            };
+            // The engine is gone only while the daemon stops; nothing to drive then.
+            let _ = self.engine.send(cmd);
         }
         Ok(AdminChange {
             name: name.to_owned(),
@@ -478,7 +504,14 @@ mod tests {
             mtu: cfg.gateway.mtu,
             addresses: Vec::new(),
         };
-        Gateway::new(&cfg, tun, store, Metrics::default()).unwrap()
+        Gateway::new(
+            &cfg,
+            tun,
+            store,
+            Metrics::default(),
+            tokio::sync::mpsc::unbounded_channel().0,
+        )
+        .unwrap()
     }
 
     #[test]

@@ -151,10 +151,24 @@ async fn serve(path: PathBuf, cfg: Config) -> Result<()> {
         metrics.udp_received.push((addr, Counter::default()));
     }
     let (events, mut engine_events) = mpsc::unbounded_channel();
-    let engine = Engine::new(&cfg, &outer, tun.device.clone(), &metrics, events)?;
+    let (commands, engine_commands) = mpsc::unbounded_channel();
+    let gw = Arc::new(Gateway::new(
+        &cfg,
+        tun.info.clone(),
+        store,
+        metrics,
+        commands,
+    )?);
+    let engine = Engine::new(
+        &cfg,
+        &outer,
+        tun.device.clone(),
+        gw.counters(),
+        &gw.admin_down(),
+        events,
+    )?;
     let (engine_stop, engine_stopped) = watch::channel(false);
-    let engine = tokio::spawn(engine.run(engine_stopped));
-    let gw = Arc::new(Gateway::new(&cfg, tun.info.clone(), store, metrics)?);
+    let engine = tokio::spawn(engine.run(engine_commands, engine_stopped));
     let mut tasks = JoinSet::new();
     {
         // Publications reach the fabric at start, and again until it answers.

@@ -326,7 +326,16 @@ mod tests {
             mtu: 1400,
             addresses: Vec::new(),
         };
-        let gw = Arc::new(Gateway::new(&cfg, tun, store, Metrics::default()).unwrap());
+        let gw = Arc::new(
+            Gateway::new(
+                &cfg,
+                tun,
+                store,
+                Metrics::default(),
+                tokio::sync::mpsc::unbounded_channel().0,
+            )
+            .unwrap(),
+        );
         let token = cfg.api.tcp.as_ref().unwrap().token.load().unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

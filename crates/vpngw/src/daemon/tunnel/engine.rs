@@ -62,6 +62,15 @@ pub(crate) enum EngineEvent {
     Snapshot(Snapshot),
 }
 
+/// What the rest of the daemon asks of the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EngineCommand {
+    /// The operator set the connection's admin state up: initiate it.
+    Up(String),
+    /// Admin state down: delete its IKE SA and children (DELETE to the peer), and stay down.
+    Down(String),
+}
+
 /// The outbound side of one connection: the SA in use, and where its packets go.
 struct Outbound {
     sa: OutboundSa,
@@ -117,6 +126,7 @@ impl Engine {
         outer: &OuterSockets,
         tun: Arc<AsyncDevice>,
         metrics: &Metrics,
+        admin_down: &[String],
         events: mpsc::UnboundedSender<EngineEvent>,
     ) -> Result<Self> {
         let sockets = outer
@@ -182,7 +192,10 @@ impl Engine {
                 .filter(|r| r.connection == c.name)
                 .map(|r| r.prefix)
                 .collect();
-            let id = engine.ike.add_connection(now, ike_connection(c)?);
+            let mut ike_conn = ike_connection(c)?;
+            // An operator's `conn down` outlives restarts: such a connection does not start.
+            ike_conn.initiate &= !admin_down.contains(&c.name);
+            let id = engine.ike.add_connection(now, ike_conn);
             engine.conns.insert(
                 id,
                 Conn {
@@ -200,7 +213,11 @@ impl Engine {
     }
 
     /// Runs until `shutdown` resolves; then deletes every SA politely (DELETE to the peers).
-    pub(crate) async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<EngineCommand>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         let tun = Arc::clone(&self.tun);
         let mut tun_buf = vec![0u8; BUF];
         let (udp_tx, mut udp_rx) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
@@ -233,6 +250,7 @@ impl Engine {
                 .unwrap_or_else(|| TokioInstant::now() + Duration::from_secs(3600));
             tokio::select! {
                 _ = shutdown.changed() => break,
+                Some(cmd) = commands.recv() => self.command(cmd),
                 Some((local, remote, mut data)) = udp_rx.recv() => {
                     self.handle_udp(local, remote, &mut data).await;
                 }
@@ -252,6 +270,18 @@ impl Engine {
             self.ike.remove_connection(now, id);
         }
         self.flush().await;
+    }
+
+    fn command(&mut self, cmd: EngineCommand) {
+        let now = std::time::Instant::now();
+        let (EngineCommand::Up(name) | EngineCommand::Down(name)) = &cmd;
+        let Some(&id) = self.by_name.get(name) else {
+            return;
+        };
+        match cmd {
+            EngineCommand::Up(_) => self.ike.initiate(now, id),
+            EngineCommand::Down(_) => self.ike.terminate(now, id),
+        }
     }
 
     async fn handle_udp(&mut self, local: SocketAddr, remote: SocketAddr, data: &mut [u8]) {

@@ -15,7 +15,7 @@
 
 mod engine;
 
-pub(crate) use engine::{Engine, EngineEvent};
+pub(crate) use engine::{Engine, EngineCommand, EngineEvent};
 
 use super::{gateway::Gateway, model::TunnelState};
 
