@@ -509,7 +509,7 @@ mod tests {
             tun,
             store,
             Metrics::default(),
-            tokio::sync::mpsc::unbounded_channel().0,
+            mpsc::unbounded_channel().0,
         )
         .unwrap()
     }
