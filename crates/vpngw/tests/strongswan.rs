@@ -274,6 +274,14 @@ connection = "sw"
         v[0]["state"].as_str().unwrap_or("?").to_owned()
     }
 
+    /// Pings until the tunnel carries traffic, failing with both daemons' logs after `limit`.
+    fn wait_for_traffic(&self, limit: Duration, what: &str) {
+        let start = Instant::now();
+        while !self.ping() {
+            assert!(start.elapsed() < limit, "{what}\n{}", self.logs());
+        }
+    }
+
     fn ping(&self) -> bool {
         Command::new("ip")
             .args([
@@ -393,14 +401,7 @@ fn interop(tag: &str, ike: &str, esp: &str, vpngw_initiates: bool) {
             p.logs()
         );
     }
-    let start = Instant::now();
-    while !p.ping() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "no traffic through the tunnel\n{}",
-            p.logs()
-        );
-    }
+    p.wait_for_traffic(Duration::from_secs(15), "no traffic through the tunnel");
     let sas = p.swanctl(&["--list-sas"]);
     let sas = String::from_utf8_lossy(&sas.stdout);
     assert!(
@@ -428,14 +429,7 @@ fn dead_peer_is_detected_and_the_tunnel_comes_back() {
         true,
         "retransmit_timeout = \"500ms\"\nretransmit_tries = 2\nretransmit_base = 1",
     );
-    let start = Instant::now();
-    while !p.ping() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "no tunnel\n{}",
-            p.logs()
-        );
-    }
+    p.wait_for_traffic(Duration::from_secs(15), "no tunnel");
     assert_eq!(p.state(), "up");
 
     // SIGKILL: no DELETE, the peer just vanishes.
@@ -461,13 +455,7 @@ fn dead_peer_is_detected_and_the_tunnel_comes_back() {
     let _ = fs::remove_file(p.dir.join("charon.vici"));
     p.charon(ike, esp);
     let back = Instant::now();
-    while !p.ping() {
-        assert!(
-            back.elapsed() < Duration::from_secs(20),
-            "tunnel did not come back\n{}",
-            p.logs()
-        );
-    }
+    p.wait_for_traffic(Duration::from_secs(20), "tunnel did not come back");
     eprintln!(
         "dead peer detected in {detected:?}; tunnel back {:?} after strongSwan restarted",
         back.elapsed()
@@ -535,14 +523,7 @@ fn rekeys_lose_no_packet() {
         "",
         "ike_lifetime = \"30s\"\nchild_lifetime = \"20s\"\nrekey_margin = \"5s\"\nrand_jitter = \"3s\"",
     );
-    let start = Instant::now();
-    while !p.ping() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "no tunnel\n{}",
-            p.logs()
-        );
-    }
+    p.wait_for_traffic(Duration::from_secs(15), "no tunnel");
     let count = (secs * 20).to_string();
     let out = Command::new("ip")
         .args([
@@ -586,14 +567,7 @@ fn byte_lifetime_rekeys_the_child() {
     let mut p = Pair::new("bytes");
     p.charon(ike, esp);
     p.vpngw_full(ike, esp, true, "", "child_lifetime_bytes = 1048576");
-    let start = Instant::now();
-    while !p.ping() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "no tunnel\n{}",
-            p.logs()
-        );
-    }
+    p.wait_for_traffic(Duration::from_secs(15), "no tunnel");
     // 1000 × 1400-byte pings ≈ 1.4 MB each way: past the soft limit, short of twice the hard.
     let out = Command::new("ip")
         .args([
