@@ -14,6 +14,7 @@ use crate::crypto::auth::cookie;
 use crate::crypto::{ct_eq, IkeSuite};
 use crate::error::{Error, Unsupported};
 use crate::packet::iana::{ExchangeType, NotifyType, PayloadType};
+use crate::packet::message::find_payload;
 use crate::packet::{
     find_notify, Flags, Header, IkeSpi, Message, MessageBuilder, NotifyPayload, Payload, RawHeader,
 };
@@ -585,10 +586,7 @@ impl Endpoint {
             self.ctx.stats.dropped_half_open += 1;
             return;
         }
-        let ni = msg.payloads.iter().find_map(|p| match p {
-            Payload::Nonce(n) => Some(n.clone()),
-            _ => None,
-        });
+        let ni = find_payload!(msg.payloads, Payload::Nonce).cloned();
         let Some(ni) = ni else {
             self.ctx.count_error_notify(NotifyType::INVALID_SYNTAX);
             self.respond_stateless(
@@ -625,14 +623,8 @@ impl Endpoint {
             })
             .map(|(id, c)| (*id, c.cfg.clone()))
             .collect();
-        let sa_payload = msg.payloads.iter().find_map(|p| match p {
-            Payload::Sa(s) => Some(s),
-            _ => None,
-        });
-        let ke = msg.payloads.iter().find_map(|p| match p {
-            Payload::Ke(k) => Some(k),
-            _ => None,
-        });
+        let sa_payload = find_payload!(msg.payloads, Payload::Sa);
+        let ke = find_payload!(msg.payloads, Payload::Ke);
         let (Some(sa_payload), Some(ke)) = (sa_payload, ke) else {
             self.ctx.count_error_notify(NotifyType::INVALID_SYNTAX);
             self.respond_stateless(

@@ -28,9 +28,10 @@ use crate::error::{Error, PeerMisbehaved};
 use crate::packet::iana::{
     AuthMethod, ExchangeType, KeMethod, NotifyType, ProtocolId, TransformType,
 };
+use crate::packet::message::find_payload;
 use crate::packet::{
     find_notify, AddrRange, AuthPayload, DeletePayload, Flags, Header, IkeSpi, KePayload, Message,
-    MessageBuilder, Nonce, NotifyPayload, Payload, SaPayload, TrafficSelectors,
+    MessageBuilder, Nonce, NotifyPayload, Payload, SaPayload,
 };
 use crate::proposal::{select, verify_choice, NoProposalChosen, Proposal, SelectOptions, Selected};
 
@@ -209,42 +210,6 @@ impl std::fmt::Debug for IkeSa {
 
 // ---- payload accessors ----
 
-fn find_sa(p: &[Payload]) -> Option<&SaPayload> {
-    p.iter().find_map(|p| match p {
-        Payload::Sa(s) => Some(s),
-        _ => None,
-    })
-}
-fn find_ke(p: &[Payload]) -> Option<&KePayload> {
-    p.iter().find_map(|p| match p {
-        Payload::Ke(k) => Some(k),
-        _ => None,
-    })
-}
-fn find_nonce(p: &[Payload]) -> Option<&Nonce> {
-    p.iter().find_map(|p| match p {
-        Payload::Nonce(n) => Some(n),
-        _ => None,
-    })
-}
-fn find_tsi(p: &[Payload]) -> Option<&TrafficSelectors> {
-    p.iter().find_map(|p| match p {
-        Payload::TsI(t) => Some(t),
-        _ => None,
-    })
-}
-fn find_tsr(p: &[Payload]) -> Option<&TrafficSelectors> {
-    p.iter().find_map(|p| match p {
-        Payload::TsR(t) => Some(t),
-        _ => None,
-    })
-}
-fn find_auth(p: &[Payload]) -> Option<&AuthPayload> {
-    p.iter().find_map(|p| match p {
-        Payload::Auth(a) => Some(a),
-        _ => None,
-    })
-}
 fn first_error(p: &[Payload]) -> Option<&NotifyPayload> {
     p.iter().find_map(|p| match p {
         Payload::Notify(n) if n.notify_type.is_error() => Some(n),
@@ -1095,11 +1060,11 @@ impl IkeSa {
         if spi_r.is_zero() {
             return Err(bad("zero responder SPI"));
         }
-        let sa = find_sa(&msg.payloads).ok_or(bad("no SA"))?;
+        let sa = find_payload!(&msg.payloads, Payload::Sa).ok_or(bad("no SA"))?;
         let chosen = verify_choice(&self.cfg.ike_proposals, sa, SelectOptions::default())?;
         let suite = IkeSuite::from_proposal(&chosen.proposal)?;
-        let ke = find_ke(&msg.payloads).ok_or(bad("no KE"))?;
-        let nr = find_nonce(&msg.payloads).ok_or(bad("no nonce"))?;
+        let ke = find_payload!(&msg.payloads, Payload::Ke).ok_or(bad("no KE"))?;
+        let nr = find_payload!(&msg.payloads, Payload::Nonce).ok_or(bad("no nonce"))?;
         if Some(suite.ke) != self.init.group || ke.method != suite.ke {
             return Err(bad("KE group differs"));
         }
@@ -1281,15 +1246,9 @@ impl IkeSa {
         payloads: &[Payload],
     ) -> Vec<Action> {
         let exch = ExchangeType::IKE_AUTH;
-        let idi = payloads.iter().find_map(|p| match p {
-            Payload::IdI(i) => Some(i),
-            _ => None,
-        });
-        let idr = payloads.iter().find_map(|p| match p {
-            Payload::IdR(i) => Some(i),
-            _ => None,
-        });
-        let (Some(idi), Some(auth)) = (idi, find_auth(payloads)) else {
+        let idi = find_payload!(payloads, Payload::IdI);
+        let idr = find_payload!(payloads, Payload::IdR);
+        let (Some(idi), Some(auth)) = (idi, find_payload!(payloads, Payload::Auth)) else {
             self.respond_error(
                 ctx,
                 exch,
@@ -1444,9 +1403,11 @@ impl IkeSa {
                 DownReason::Protocol("INVALID_SYNTAX".into()),
             )
         };
-        let (Some(sa), Some(tsi), Some(tsr)) =
-            (find_sa(payloads), find_tsi(payloads), find_tsr(payloads))
-        else {
+        let (Some(sa), Some(tsi), Some(tsr)) = (
+            find_payload!(payloads, Payload::Sa),
+            find_payload!(payloads, Payload::TsI),
+            find_payload!(payloads, Payload::TsR),
+        ) else {
             return Err(syntax());
         };
         let peer_ke_method = pfs_ke
@@ -1607,12 +1568,12 @@ impl IkeSa {
             ctx.child_spis.remove(&spi_in);
             return self.fail_establishment(ctx, DownReason::AuthFailed);
         }
-        let idr = payloads.iter().find_map(|p| match p {
-            Payload::IdR(i) => Some(i),
-            _ => None,
-        });
-        let (Some(idr), Some(auth), Some(keys)) = (idr, find_auth(payloads), self.keys.as_ref())
-        else {
+        let idr = find_payload!(payloads, Payload::IdR);
+        let (Some(idr), Some(auth), Some(keys)) = (
+            idr,
+            find_payload!(payloads, Payload::Auth),
+            self.keys.as_ref(),
+        ) else {
             ctx.child_spis.remove(&spi_in);
             let reason =
                 first_error(payloads).map_or_else(|| "INVALID_SYNTAX".to_owned(), notify_name);
@@ -1709,9 +1670,11 @@ impl IkeSa {
         in_auth: bool,
     ) -> Result<(ChildSuite, String, u32, Vec<AddrRange>, Vec<AddrRange>), DownReason> {
         let proto = |s: &str| DownReason::Protocol(s.to_owned());
-        let (Some(sa), Some(tsi), Some(tsr)) =
-            (find_sa(payloads), find_tsi(payloads), find_tsr(payloads))
-        else {
+        let (Some(sa), Some(tsi), Some(tsr)) = (
+            find_payload!(payloads, Payload::Sa),
+            find_payload!(payloads, Payload::TsI),
+            find_payload!(payloads, Payload::TsR),
+        ) else {
             return Err(proto("response lacks SA/TSi/TSr"));
         };
         let chosen = verify_choice(proposals, sa, SelectOptions { skip_ke: in_auth })
@@ -1808,7 +1771,10 @@ impl IkeSa {
     ) -> Vec<Action> {
         let exch = ExchangeType::CREATE_CHILD_SA;
         let simple = |t| NotifyPayload::new(t, Vec::new());
-        let (Some(sa), Some(ni)) = (find_sa(payloads), find_nonce(payloads)) else {
+        let (Some(sa), Some(ni)) = (
+            find_payload!(payloads, Payload::Sa),
+            find_payload!(payloads, Payload::Nonce),
+        ) else {
             self.respond_error(
                 ctx,
                 exch,
@@ -1875,7 +1841,7 @@ impl IkeSa {
                 }
             }
         }
-        let peer_ke = find_ke(payloads).cloned();
+        let peer_ke = find_payload!(payloads, Payload::Ke).cloned();
         let mut our_ke = None;
         let accepted = self.accept_child(
             ctx,
@@ -1957,7 +1923,10 @@ impl IkeSa {
             );
             return Vec::new();
         }
-        let (Some(sa), Some(ke)) = (find_sa(payloads), find_ke(payloads)) else {
+        let (Some(sa), Some(ke)) = (
+            find_payload!(payloads, Payload::Sa),
+            find_payload!(payloads, Payload::Ke),
+        ) else {
             self.respond_error(
                 ctx,
                 exch,
@@ -2211,14 +2180,14 @@ impl IkeSa {
                 None,
                 false,
             )?;
-            let nr = find_nonce(payloads)
+            let nr = find_payload!(payloads, Payload::Nonce)
                 .ok_or_else(|| DownReason::Protocol("no nonce".into()))?
                 .as_bytes()
                 .to_vec();
             let shared = match (suite.ke, req.kx) {
                 (Some(g), Some(kx)) if kx.method() == g => {
-                    let ke =
-                        find_ke(payloads).ok_or_else(|| DownReason::Protocol("no KE".into()))?;
+                    let ke = find_payload!(payloads, Payload::Ke)
+                        .ok_or_else(|| DownReason::Protocol("no KE".into()))?;
                     Some(
                         kx.agree(ke)
                             .map_err(|_| DownReason::Protocol("bad KE".into()))?,
@@ -2314,14 +2283,17 @@ impl IkeSa {
             return Vec::new();
         }
         let result = (|| {
-            let sa = find_sa(payloads).ok_or(PeerMisbehaved::BadProposal("no SA"))?;
+            let sa =
+                find_payload!(payloads, Payload::Sa).ok_or(PeerMisbehaved::BadProposal("no SA"))?;
             let chosen = verify_choice(&self.cfg.ike_proposals, sa, SelectOptions::default())?;
             let suite = IkeSuite::from_proposal(&chosen.proposal)?;
             let peer_spi = spi_ike(&chosen.spi)
                 .filter(|s| !s.is_zero())
                 .ok_or(PeerMisbehaved::BadProposal("bad SPI"))?;
-            let nr = find_nonce(payloads).ok_or(PeerMisbehaved::BadProposal("no nonce"))?;
-            let ke = find_ke(payloads).ok_or(PeerMisbehaved::BadProposal("no KE"))?;
+            let nr = find_payload!(payloads, Payload::Nonce)
+                .ok_or(PeerMisbehaved::BadProposal("no nonce"))?;
+            let ke =
+                find_payload!(payloads, Payload::Ke).ok_or(PeerMisbehaved::BadProposal("no KE"))?;
             if suite.ke != req.kx.method() {
                 return Err(PeerMisbehaved::BadProposal("KE group").into());
             }

@@ -60,6 +60,18 @@ impl Message {
     }
 }
 
+/// The first payload of one kind in a payload list:
+/// `find_payload!(payloads, Payload::Sa)` is an `Option<&SaPayload>`.
+macro_rules! find_payload {
+    ($payloads:expr, $variant:path) => {
+        $payloads.iter().find_map(|p| match p {
+            $variant(x) => Some(x),
+            _ => None,
+        })
+    };
+}
+pub(crate) use find_payload;
+
 /// The first Notify payload of a type in a payload list.
 pub fn find_notify(payloads: &[Payload], notify_type: NotifyType) -> Option<&NotifyPayload> {
     payloads.iter().find_map(|p| match p {
