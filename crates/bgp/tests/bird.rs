@@ -216,19 +216,9 @@ fn run(lab: &Lab) {
         "BIRD's routes missing: {:?}",
         d.table
     );
-    let r = d
-        .table
-        .best("10.201.0.0/24".parse().unwrap())
-        .unwrap()
-        .primary()
-        .clone();
+    let r = d.best("10.201.0.0/24");
     assert_eq!(r.next_hop.to_string(), "via 10.99.0.1");
-    let r6 = d
-        .table
-        .best(BIRD_ROUTE_V6.parse().unwrap())
-        .unwrap()
-        .primary()
-        .clone();
+    let r6 = d.best(BIRD_ROUTE_V6);
     assert_eq!(r6.next_hop.to_string(), "via fd00:99::1");
     assert!(
         wait_for(Duration::from_secs(5), || OUR_ROUTES

@@ -184,12 +184,7 @@ fn run(lab: &Lab) {
         "GoBGP's routes missing: {:?}",
         d.table
     );
-    let r = d
-        .table
-        .best("10.203.0.0/24".parse().unwrap())
-        .unwrap()
-        .primary()
-        .clone();
+    let r = d.best("10.203.0.0/24");
     assert_eq!(r.next_hop.to_string(), "via 10.99.0.1");
     assert!(
         wait_for(Duration::from_secs(5), || {

@@ -406,6 +406,15 @@ impl Driver {
         }
     }
 
+    /// The selected route of `prefix`; panics when there is none.
+    pub(crate) fn best(&self, prefix: &str) -> rib::Route {
+        self.table
+            .best(prefix.parse().unwrap())
+            .unwrap_or_else(|| panic!("no route for {prefix}: {:?}", self.table))
+            .primary()
+            .clone()
+    }
+
     pub(crate) fn has(&self, prefix: &str) -> bool {
         self.table.best(prefix.parse().unwrap()).is_some()
     }
