@@ -54,10 +54,10 @@ pub(crate) enum EngineEvent {
         conn: String,
         spi_in: u32,
         spi_out: u32,
-        reason: String,
+        reason: DownReason,
     },
     /// The IKE SA is gone (or never came up).
-    IkeDown { conn: String, reason: String },
+    IkeDown { conn: String, reason: DownReason },
     /// SAs and counters, every second and after every change.
     Snapshot(Snapshot),
 }
@@ -351,10 +351,7 @@ impl Engine {
             }
         }
         while let Some(ev) = out.sa.poll_event() {
-            let signal = match ev {
-                esp::SaEvent::SoftLimit(_) => ChildSaSignal::SoftLimit,
-                esp::SaEvent::HardLimit(_) => ChildSaSignal::HardLimit,
-            };
+            let signal = limit_signal(ev);
             let spi_in = out.spi_in;
             self.ike
                 .handle_child_event(std::time::Instant::now(), spi_in, signal);
@@ -364,10 +361,7 @@ impl Engine {
     /// Sends what IKE wants sent and applies what it decided.
     async fn flush(&mut self) {
         while let Some((spi, ev)) = self.sad.poll_event() {
-            let signal = match ev {
-                esp::SaEvent::SoftLimit(_) => ChildSaSignal::SoftLimit,
-                esp::SaEvent::HardLimit(_) => ChildSaSignal::HardLimit,
-            };
+            let signal = limit_signal(ev);
             self.ike
                 .handle_child_event(std::time::Instant::now(), spi.0, signal);
         }
@@ -466,19 +460,13 @@ impl Engine {
                     conn: name,
                     spi_in,
                     spi_out,
-                    reason: reason.to_string(),
+                    reason,
                 });
             }
             Event::IkeDown { conn, reason } => {
                 let name = self.name(conn);
                 tracing::warn!(conn = %name, %reason, "IKE SA down");
-                if matches!(reason, DownReason::PeerDead) {
-                    tracing::warn!(conn = %name, "peer declared dead (DPD)");
-                }
-                self.emit(EngineEvent::IkeDown {
-                    conn: name,
-                    reason: reason.to_string(),
-                });
+                self.emit(EngineEvent::IkeDown { conn: name, reason });
             }
             Event::PeerMoved { conn, remote } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -635,6 +623,14 @@ impl Engine {
     fn emit(&self, ev: EngineEvent) {
         // The daemon may have stopped listening while shutting down; nothing to do then.
         let _ = self.events.send(ev);
+    }
+}
+
+/// What an ESP lifetime event asks of IKE: rekey (soft) or delete (hard).
+fn limit_signal(ev: esp::SaEvent) -> ChildSaSignal {
+    match ev {
+        esp::SaEvent::SoftLimit(_) => ChildSaSignal::SoftLimit,
+        esp::SaEvent::HardLimit(_) => ChildSaSignal::HardLimit,
     }
 }
 

@@ -28,7 +28,7 @@ pub(crate) fn apply_to(gw: &Gateway, ev: &EngineEvent) {
         EngineEvent::ChildUp { conn, .. } => {
             gw.set_state(conn, TunnelState::Up);
         }
-        EngineEvent::ChildDown { conn, reason, .. } if reason != "rekeyed" => {
+        EngineEvent::ChildDown { conn, reason, .. } if *reason != ike::DownReason::Rekeyed => {
             gw.set_state(conn, TunnelState::Down);
         }
         EngineEvent::ChildDown { .. } => {}
