@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod daemon;
 mod lab;
+mod netns;
 mod output;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -317,7 +318,7 @@ fn status(lab: &Lab, json: bool) -> Result<ExitCode> {
     };
     let present: Vec<(String, bool)> = expected
         .iter()
-        .map(|n| (n.clone(), lab::netns::exists(&lab.ns(n))))
+        .map(|n| (n.clone(), netns::exists(&lab.ns(n))))
         .collect();
     let all_present = !present.is_empty() && present.iter().all(|(_, p)| *p);
     let state = match (&st, all_present) {

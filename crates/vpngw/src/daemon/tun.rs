@@ -14,7 +14,7 @@ use ipnet::Ipv4Net;
 use tun_rs::{AsyncDevice, DeviceBuilder};
 
 use super::model::TunInfo;
-use crate::{config::Config, lab::netns};
+use crate::{config::Config, netns};
 
 /// The open device.
 pub(crate) struct Tun {

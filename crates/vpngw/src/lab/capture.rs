@@ -21,7 +21,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{netns, probe::Prober};
+use super::probe::Prober;
+use crate::netns;
 
 const ETH_P_IP: u16 = 0x0800;
 const PROTO_UDP: u8 = 17;

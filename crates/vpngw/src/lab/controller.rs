@@ -25,8 +25,9 @@ use fabric::{Fabric, KernelRoute};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{netns, Lab, ROUTE_PROTO};
+use super::{Lab, ROUTE_PROTO};
 use crate::api::{self, ApiError};
+use crate::netns;
 
 /// A route publication, as the API and the state file carry it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -14,7 +14,6 @@
 
 pub(crate) mod capture;
 pub(crate) mod controller;
-pub(crate) mod netns;
 pub(crate) mod probe;
 pub(crate) mod trace;
 
@@ -30,6 +29,8 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use fabric::{Fabric, FabricConfig, Node};
+
+use crate::netns;
 
 /// Marks the routes the lab installs so they can be told from the kernel's own and flushed
 /// after a crash (an unassigned number in iproute2's `rt_protos`).

@@ -13,7 +13,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::netns;
+use crate::netns;
 
 const ECHO_REPLY: u8 = 0;
 const UNREACHABLE: u8 = 3;

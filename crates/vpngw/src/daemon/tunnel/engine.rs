@@ -608,7 +608,7 @@ impl Engine {
                     KERNEL_PROTO,
                 ]
             };
-            if let Err(e) = crate::lab::netns::ip(&args) {
+            if let Err(e) = crate::netns::ip(&args) {
                 tracing::warn!(conn = %c.name, "kernel route {p}: {e:#}");
             }
         }

@@ -1,4 +1,5 @@
-//! Network namespaces and the iproute2 calls that build and program them.
+//! Network namespaces and the iproute2 calls that build and program them: the lab's nodes,
+//! and the daemon's TUN addresses and kernel routes.
 //!
 //! Namespaces are made with `ip netns add` so they are visible to `ip netns exec` and to the
 //! operator; everything that must run *inside* one (sysctls, probe sockets) runs on a short
