@@ -1,8 +1,10 @@
-//! `vpngw`: the private IPsec VPN gateway's binary — today the seed's lab and its fabric
-//! controller; the gateway daemon, its CLI and REST API grow here (issues 4–7).
+//! `vpngw`: the private IPsec VPN gateway's binary — the gateway daemon (`vpngw run`, its
+//! tunnel engine, REST API and state), the CLI that talks to it, `vpngw check`, and the seed's
+//! lab with its fabric controller (`vpngw lab …`).
 //!
-//! This crate owns all I/O: processes, sockets, namespaces, the kernel's routes. Protocol and
-//! routing logic live in the pure crates (`rib`, `fabric`, `esp`), which it only drives.
+//! This crate owns all I/O: processes, sockets, TUN, namespaces, the kernel's routes. Protocol
+//! and routing logic live in the pure crates (`rib`, `fabric`, `esp`, `ike`, `bgp`), which it
+//! only drives.
 
 mod api;
 mod cli;
