@@ -139,8 +139,38 @@ pub struct Fabric {
     bgp: BTreeSet<(usize, IpNet, IpAddr)>,
     /// Publications: (gateway, prefix).
     published: BTreeSet<(String, IpNet)>,
+    /// IPsec connections of gateway nodes, per node, as their daemons report them.
+    tunnels: Vec<Vec<GatewayTunnel>>,
     tables: Vec<Table>,
 }
+
+/// An IPsec connection of a `gateway` node as its daemon reports it, so that a walk follows a
+/// packet into the tunnel, along the line as ESP, and out at the far end.
+///
+/// The fabric never programs these routes (the gateway's daemon does, through its TUN device);
+/// it only models them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayTunnel {
+    /// The connection's name on this gateway.
+    pub connection: String,
+    /// This gateway's outer address.
+    pub local: IpAddr,
+    /// The peer's outer address.
+    pub peer: IpAddr,
+    /// The device decrypted packets come out of (the daemon's TUN device).
+    pub iface: String,
+    /// This end's inside address on `iface`, the source of its ICMP errors for tunnelled
+    /// packets; `None` for a policy-based connection.
+    pub inside: Option<IpAddr>,
+    /// Whether a child SA carries traffic now.
+    pub up: bool,
+    /// The prefixes the gateway routes into the connection now (its kernel routes).
+    pub routes: Vec<IpNet>,
+}
+
+/// The preference of a gateway's routes into its tunnels: they beat the node's static routes
+/// for the same prefix, as the daemon's kernel routes (a lower metric) beat the lab's.
+pub const TUNNEL_ROUTE_PREFERENCE: u32 = 5;
 
 /// Longest a node or interface name may be. Interface names are bounded by Linux (IFNAMSIZ
 /// is 16 with the terminating NUL).
@@ -182,7 +212,9 @@ impl Fabric {
             inactive,
             bgp: BTreeSet::new(),
             published: BTreeSet::new(),
+            tunnels: Vec::new(),
         };
+        fabric.tunnels = vec![Vec::new(); fabric.nodes.len()];
         fabric.recompute();
         Ok(fabric)
     }
@@ -336,6 +368,28 @@ impl Fabric {
         Ok(gone)
     }
 
+    /// Records a gateway's connection (replacing the one of the same name), with the routes
+    /// into it. A packet that a walk routes into an `up` connection crosses the fabric as the
+    /// outer packet and comes out at the node owning `peer`.
+    pub fn set_tunnel(&mut self, gateway: &str, tunnel: GatewayTunnel) -> Result<(), FabricError> {
+        let i = self.node_index(gateway)?;
+        if self.nodes[i].kind != NodeKind::Gateway {
+            return Err(FabricError::NotAGateway(gateway.to_owned()));
+        }
+        let list = &mut self.tunnels[i];
+        match list.iter_mut().find(|t| t.connection == tunnel.connection) {
+            Some(t) => *t = tunnel,
+            None => list.push(tunnel),
+        }
+        self.recompute();
+        Ok(())
+    }
+
+    /// The connections of `node` recorded with [`Fabric::set_tunnel`].
+    pub fn tunnels(&self, node: &str) -> &[GatewayTunnel] {
+        self.index.get(node).map_or(&[], |&i| &self.tunnels[i])
+    }
+
     /// Every publication, as (gateway, prefix), ordered.
     pub fn published(&self) -> Vec<(String, IpNet)> {
         self.published.iter().cloned().collect()
@@ -481,6 +535,20 @@ impl Fabric {
             }
             for r in &self.statics[i] {
                 tables[i].insert(r.clone());
+            }
+        }
+        for (i, tunnels) in self.tunnels.iter().enumerate() {
+            for t in tunnels {
+                for prefix in &t.routes {
+                    tables[i].insert(
+                        Route::new(
+                            prefix.trunc(),
+                            NextHop::Connection(t.connection.clone()),
+                            Source::Static,
+                        )
+                        .with_preference(TUNNEL_ROUTE_PREFERENCE),
+                    );
+                }
             }
         }
         for &(i, prefix, via) in &self.bgp {

@@ -73,8 +73,11 @@ pub use config::{
 };
 pub use error::{ConfigError, ConfigErrors, FabricError};
 pub use explain::{Candidate, Explanation, Verdict, PUBLISHED_BEATS_PROPAGATED};
-pub use fabric::{Endpoint, Fabric, Interface, KernelNextHop, KernelRoute, Link, Node};
-pub use walk::{Hop, Outcome, Walk, MAX_HOPS};
+pub use fabric::{
+    Endpoint, Fabric, GatewayTunnel, Interface, KernelNextHop, KernelRoute, Link, Node,
+    TUNNEL_ROUTE_PREFERENCE,
+};
+pub use walk::{Hop, Outcome, TunnelLeg, Walk, MAX_HOPS};
 
 /// The seed's lab as a configuration file, with comments documenting the format.
 /// [`FabricConfig::default`] is this file.

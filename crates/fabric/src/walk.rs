@@ -2,13 +2,17 @@
 
 use std::{fmt, net::IpAddr};
 
+use ipnet::IpNet;
 use rib::{NextHop, Route};
 use serde::Serialize;
 
-use crate::{Fabric, NodeKind};
+use crate::{Fabric, GatewayTunnel, NodeKind};
 
 /// More forwarding decisions than this is a loop. The seed's longest path has six nodes.
 pub const MAX_HOPS: usize = 32;
+
+/// Tunnels inside tunnels deeper than this are a loop (the seed has one level).
+const MAX_TUNNEL_DEPTH: usize = 2;
 
 /// A packet's path from `from` toward `dst`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -40,6 +44,24 @@ pub struct Hop {
     pub out_iface: Option<String>,
     /// The node it goes to.
     pub next_node: Option<String>,
+    /// When the node routes the packet into an IPsec connection: the encapsulation and the
+    /// outer packet's own walk to the far gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<Box<TunnelLeg>>,
+}
+
+/// A packet encrypted and encapsulated at one gateway, carried as ESP in UDP 4500 to the
+/// other, and decrypted there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TunnelLeg {
+    /// The connection at the encrypting gateway.
+    pub connection: String,
+    /// The outer packet's source: the encrypting gateway's address.
+    pub outer_src: IpAddr,
+    /// The outer packet's destination: the peer gateway's address.
+    pub outer_dst: IpAddr,
+    /// The outer packet's path; delivered at the decrypting gateway when the tunnel works.
+    pub outer: Walk,
 }
 
 /// How a walk ended.
@@ -64,6 +86,16 @@ pub enum Outcome {
         node: String,
         /// The connection's name.
         connection: String,
+    },
+    /// `node` routes the packet into `connection`, but the tunnel cannot carry it; `why`.
+    /// Nothing leaves unencrypted: the packet is dropped.
+    TunnelDown {
+        /// Where.
+        node: String,
+        /// The connection (of the gateway named by `node`).
+        connection: String,
+        /// What is missing.
+        why: String,
     },
     /// More than [`MAX_HOPS`] forwarding decisions.
     Loop,
@@ -93,6 +125,11 @@ impl fmt::Display for Outcome {
             Self::Tunnel { node, connection } => {
                 write!(f, "enters tunnel {connection} at {node}")
             }
+            Self::TunnelDown {
+                node,
+                connection,
+                why,
+            } => write!(f, "tunnel {connection} at {node} is down ({why}): dropped"),
             Self::Loop => write!(f, "forwarding loop (more than {MAX_HOPS} hops)"),
             Self::Unreachable { node } => write!(
                 f,
@@ -108,7 +145,9 @@ impl fmt::Display for Walk {
     /// `client → onprem-gw (192.168.10.1) → vbr (10.0.0.2) → …: delivered`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, hop) in self.hops.iter().enumerate() {
-            if i > 0 {
+            if let Some(leg) = i.checked_sub(1).and_then(|k| self.hops[k].tunnel.as_ref()) {
+                write!(f, " ═[{}]═▶ ", leg.connection)?;
+            } else if i > 0 {
                 f.write_str(" → ")?;
             }
             f.write_str(&hop.node)?;
@@ -132,7 +171,16 @@ impl Fabric {
     /// delivered if the node owns `dst`; otherwise the longest-prefix match, first route of
     /// the selected set. An interface route goes to whoever owns `dst` on that link, an
     /// address route to whoever owns the next hop on the outgoing interface's link.
+    ///
+    /// A route into an IPsec connection of a gateway ([`Fabric::set_tunnel`]) encapsulates:
+    /// the outer packet walks from that gateway to the peer's address (never into its own
+    /// tunnel: the daemon pins a host route to its peer), and the inner packet goes on from
+    /// the gateway that owns that address, arriving on its tunnel device.
     pub fn walk(&self, from: &str, dst: IpAddr) -> Walk {
+        self.walk_depth(from, dst, 0)
+    }
+
+    fn walk_depth(&self, from: &str, dst: IpAddr, depth: usize) -> Walk {
         let mut walk = Walk {
             from: from.to_owned(),
             dst,
@@ -145,18 +193,19 @@ impl Fabric {
             };
             return walk;
         };
-        let mut arrived: Option<(String, IpAddr)> = None;
+        let mut arrived: Option<(String, Option<IpAddr>)> = None;
         for _ in 0..MAX_HOPS {
             let node = self.node_at(at);
             let mut hop = Hop {
                 node: node.name.clone(),
                 in_iface: arrived.as_ref().map(|(i, _)| i.clone()),
-                in_addr: arrived.as_ref().map(|(_, a)| *a),
+                in_addr: arrived.as_ref().and_then(|(_, a)| *a),
                 matched: None,
                 out_iface: None,
                 next_node: None,
+                tunnel: None,
             };
-            let step = self.step(at, dst, arrived.is_some(), &mut hop);
+            let step = self.step(at, dst, arrived.is_some(), &mut hop, depth);
             walk.hops.push(hop);
             match step {
                 Step::End(outcome) => {
@@ -175,7 +224,7 @@ impl Fabric {
 
     /// One forwarding decision at node `at`: either how the walk ends, or the next node with
     /// the interface (and its address) the packet arrives on.
-    fn step(&self, at: usize, dst: IpAddr, transit: bool, hop: &mut Hop) -> Step {
+    fn step(&self, at: usize, dst: IpAddr, transit: bool, hop: &mut Hop, depth: usize) -> Step {
         let node = self.node_at(at);
         let name = || node.name.clone();
         if node.owns(dst) {
@@ -184,10 +233,9 @@ impl Fabric {
         if transit && node.kind == NodeKind::Host {
             return Step::End(Outcome::NotForwarded { node: name() });
         }
-        let Some(sel) = self.tables_at(at).lookup(dst) else {
+        let Some(route) = self.lookup(at, dst) else {
             return Step::End(Outcome::NoRoute { node: name() });
         };
-        let route = sel.primary().clone();
         hop.matched = Some(route.clone());
         let (out_iface, target) = match &route.next_hop {
             NextHop::Interface(iface) => (Some(iface.clone()), dst),
@@ -197,10 +245,7 @@ impl Fabric {
                 *via,
             ),
             NextHop::Connection(connection) => {
-                return Step::End(Outcome::Tunnel {
-                    node: name(),
-                    connection: connection.clone(),
-                })
+                return self.encapsulate(at, connection, hop, depth);
             }
             NextHop::Blackhole => return Step::End(Outcome::Blackhole { node: name() }),
         };
@@ -222,8 +267,101 @@ impl Fabric {
         Step::Next {
             node: next,
             iface: peer.iface.clone(),
-            addr: peer.addr.addr(),
+            addr: Some(peer.addr.addr()),
         }
+    }
+
+    /// The selected route at node `at` for `dst`, except that a tunnel's own outer packets
+    /// never enter it: for the peer's address, the best route that is not that tunnel, at the
+    /// longest prefix that has one (what the daemon's pinned host route to its peer copies).
+    fn lookup(&self, at: usize, dst: IpAddr) -> Option<Route> {
+        let table = self.tables_at(at);
+        let into_own_tunnel = |r: &Route| {
+            matches!(&r.next_hop, NextHop::Connection(c)
+                if self.tunnel_at(at, c).is_some_and(|t| t.peer == dst))
+        };
+        let primary = table.lookup(dst)?.primary();
+        if !into_own_tunnel(primary) {
+            return Some(primary.clone());
+        }
+        let max = if dst.is_ipv4() { 32 } else { 128 };
+        (0..=max).rev().find_map(|len| {
+            let prefix = IpNet::new(dst, len).ok()?.trunc();
+            table
+                .candidates(prefix)
+                .iter()
+                .find(|r| !into_own_tunnel(r))
+                .cloned()
+        })
+    }
+
+    fn tunnel_at(&self, at: usize, connection: &str) -> Option<&GatewayTunnel> {
+        self.tunnels(&self.node_at(at).name)
+            .iter()
+            .find(|t| t.connection == connection)
+    }
+
+    /// Node `at` routes the packet into `connection`: the outer packet's walk, then the far
+    /// gateway, where the packet comes out of its tunnel device.
+    fn encapsulate(&self, at: usize, connection: &str, hop: &mut Hop, depth: usize) -> Step {
+        let node = &self.node_at(at).name;
+        let Some(t) = self.tunnel_at(at, connection) else {
+            // A connection the fabric was not told about: its part ends here.
+            return Step::End(Outcome::Tunnel {
+                node: node.clone(),
+                connection: connection.to_owned(),
+            });
+        };
+        hop.out_iface = Some(t.iface.clone());
+        let down = |node: &str, connection: &str, why: String| {
+            Step::End(Outcome::TunnelDown {
+                node: node.to_owned(),
+                connection: connection.to_owned(),
+                why,
+            })
+        };
+        if !t.up {
+            return down(node, connection, "no child SA".into());
+        }
+        if depth >= MAX_TUNNEL_DEPTH {
+            return Step::End(Outcome::Loop);
+        }
+        let outer = self.walk_depth(node, t.peer, depth + 1);
+        let step = match (&outer.outcome, outer.hops.last()) {
+            (Outcome::Delivered, Some(last)) => {
+                let far = self.node_index(&last.node).ok().and_then(|i| {
+                    let ft = self
+                        .tunnels(&last.node)
+                        .iter()
+                        .find(|f| f.local == t.peer && f.peer == t.local)?;
+                    Some((i, ft))
+                });
+                match far {
+                    Some((i, ft)) if ft.up => {
+                        hop.next_node = Some(last.node.clone());
+                        Step::Next {
+                            node: i,
+                            iface: ft.iface.clone(),
+                            addr: ft.inside,
+                        }
+                    }
+                    Some((_, ft)) => down(&last.node, &ft.connection, "no child SA".into()),
+                    None => down(
+                        &last.node,
+                        connection,
+                        format!("{} has no connection from {}", last.node, t.local),
+                    ),
+                }
+            }
+            (other, _) => down(node, connection, format!("outer packet: {other}")),
+        };
+        hop.tunnel = Some(Box::new(TunnelLeg {
+            connection: connection.to_owned(),
+            outer_src: t.local,
+            outer_dst: t.peer,
+            outer,
+        }));
+        step
     }
 }
 
@@ -235,6 +373,6 @@ enum Step {
     Next {
         node: usize,
         iface: String,
-        addr: IpAddr,
+        addr: Option<IpAddr>,
     },
 }

@@ -3,8 +3,8 @@
 use std::net::IpAddr;
 
 use fabric::{
-    Fabric, FabricConfig, FabricError, KernelNextHop, KernelRoute, Method, Outcome, Verdict,
-    MAX_HOPS, PUBLISHED_BEATS_PROPAGATED,
+    Fabric, FabricConfig, FabricError, GatewayTunnel, KernelNextHop, KernelRoute, Method, Outcome,
+    Verdict, MAX_HOPS, PUBLISHED_BEATS_PROPAGATED,
 };
 use ipnet::IpNet;
 use proptest::prelude::*;
@@ -644,4 +644,139 @@ proptest! {
             }
         }
     }
+}
+
+/// The seed's tunnel as the lab's two daemons report it: on-premises gateway 10.0.0.1 ⇄ VPN
+/// gateway 172.16.1.2, inside 169.254.10.0/30.
+fn with_tunnel(f: &mut Fabric, up: bool) {
+    f.set_tunnel(
+        "onprem-gw",
+        GatewayTunnel {
+            connection: "to-vpc".into(),
+            local: ip("10.0.0.1"),
+            peer: ip("172.16.1.2"),
+            iface: "vpngw0".into(),
+            inside: Some(ip("169.254.10.2")),
+            up,
+            routes: vec![net("172.16.0.0/16")],
+        },
+    )
+    .unwrap();
+    f.set_tunnel(
+        "vpngw",
+        GatewayTunnel {
+            connection: "to-dc".into(),
+            local: ip("172.16.1.2"),
+            peer: ip("10.0.0.1"),
+            iface: "vpngw0".into(),
+            inside: Some(ip("169.254.10.1")),
+            up,
+            routes: vec![net("192.168.10.0/24")],
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn walk_through_the_tunnel_is_the_seeds_twelve_steps() {
+    let mut f = lab(Method::One);
+    f.publish("vpngw", net("192.168.10.0/24")).unwrap();
+    with_tunnel(&mut f, true);
+
+    let there = f.walk("client", ip("172.16.2.10"));
+    assert_eq!(there.outcome, Outcome::Delivered, "{there}");
+    assert_eq!(there.path(), ["client", "onprem-gw", "vpngw", "vpc", "ecs"]);
+    let at_gw = &there.hops[1];
+    assert_eq!(
+        at_gw.matched.as_ref().unwrap().next_hop,
+        NextHop::Connection("to-vpc".into())
+    );
+    let leg = at_gw.tunnel.as_ref().unwrap();
+    assert_eq!(
+        (leg.outer_src, leg.outer_dst),
+        (ip("10.0.0.1"), ip("172.16.1.2"))
+    );
+    // The outer packet never enters its own tunnel: it takes the line.
+    assert_eq!(
+        leg.outer.path(),
+        ["onprem-gw", "vbr", "cen", "vpc", "vpngw"],
+        "{}",
+        leg.outer
+    );
+    assert_eq!(leg.outer.outcome, Outcome::Delivered);
+    // It comes out of the VPN gateway's tunnel device, whose address answers TTL probes.
+    assert_eq!(there.hops[2].in_iface.as_deref(), Some("vpngw0"));
+    assert_eq!(there.hops[2].in_addr, Some(ip("169.254.10.1")));
+    assert!(there
+        .to_string()
+        .contains("onprem-gw (192.168.10.1) ═[to-vpc]═▶ vpngw"));
+
+    let back = f.walk("ecs", ip("192.168.10.10"));
+    assert_eq!(back.outcome, Outcome::Delivered, "{back}");
+    assert_eq!(back.path(), ["ecs", "vpc", "vpngw", "onprem-gw", "client"]);
+    let leg = back.hops[2].tunnel.as_ref().unwrap();
+    assert_eq!(
+        leg.outer.path(),
+        ["vpngw", "vpc", "cen", "vbr", "onprem-gw"]
+    );
+    assert_eq!(back.hops[3].in_addr, Some(ip("169.254.10.2")));
+}
+
+#[test]
+fn a_tunnel_without_child_sa_drops_rather_than_leaks() {
+    let mut f = lab(Method::One);
+    f.publish("vpngw", net("192.168.10.0/24")).unwrap();
+    with_tunnel(&mut f, false);
+    let w = f.walk("client", ip("172.16.2.10"));
+    assert_eq!(w.path(), ["client", "onprem-gw"]);
+    assert!(
+        matches!(&w.outcome, Outcome::TunnelDown { node, connection, .. } if node == "onprem-gw" && connection == "to-vpc"),
+        "{w}"
+    );
+    // Routes gone (fallback): the line, unencrypted.
+    f.set_tunnel(
+        "onprem-gw",
+        GatewayTunnel {
+            connection: "to-vpc".into(),
+            local: ip("10.0.0.1"),
+            peer: ip("172.16.1.2"),
+            iface: "vpngw0".into(),
+            inside: Some(ip("169.254.10.2")),
+            up: false,
+            routes: vec![],
+        },
+    )
+    .unwrap();
+    let w = f.walk("client", ip("172.16.2.10"));
+    assert_eq!(
+        w.path(),
+        ["client", "onprem-gw", "vbr", "cen", "vpc", "ecs"]
+    );
+}
+
+#[test]
+fn a_tunnel_whose_far_end_does_not_know_it_is_down() {
+    let mut f = lab(Method::One);
+    f.set_tunnel(
+        "onprem-gw",
+        GatewayTunnel {
+            connection: "to-vpc".into(),
+            local: ip("10.0.0.1"),
+            peer: ip("172.16.1.2"),
+            iface: "vpngw0".into(),
+            inside: None,
+            up: true,
+            routes: vec![net("172.16.2.0/24")],
+        },
+    )
+    .unwrap();
+    let w = f.walk("client", ip("172.16.2.10"));
+    assert!(
+        matches!(&w.outcome, Outcome::TunnelDown { node, why, .. } if node == "vpngw" && why.contains("no connection from 10.0.0.1")),
+        "{w}"
+    );
+    assert_eq!(
+        f.set_tunnel("vbr", f.tunnels("onprem-gw")[0].clone()),
+        Err(FabricError::NotAGateway("vbr".into()))
+    );
 }
