@@ -21,7 +21,11 @@ use clap::{Parser, Subcommand};
 use fabric::{Fabric, FabricConfig, Method};
 use ipnet::IpNet;
 
-use crate::lab::{controller, Lab, Up};
+use crate::lab::{
+    controller,
+    gateways::{self, Onprem, Plan},
+    Lab, Up,
+};
 
 /// Private IPsec VPN gateway for encrypting a private line (data center ↔ cloud VPC).
 #[derive(Debug, Parser)]
@@ -74,6 +78,26 @@ enum LabCommand {
         /// 3 (BGP/BGP).
         #[arg(long, value_parser = parse_method)]
         method: Option<Method>,
+        /// The on-premises gateway: a vpngw daemon with a tunnel to the VPN gateway's vpngw
+        /// daemon, or none (the seed's starting point: the line, unencrypted).
+        #[arg(long, value_enum, default_value = "vpngw")]
+        onprem: Onprem,
+    },
+    /// Break the tunnel: the line drops IPsec (UDP 500 and 4500 at the VBR), or `--how kill`
+    /// stops a gateway's daemon.
+    Fail {
+        #[arg(value_enum)]
+        what: Breakable,
+        #[arg(long, value_enum, default_value = "line")]
+        how: How,
+        /// The gateway `--how kill` stops (default: the on-premises one).
+        #[arg(long)]
+        gateway: Option<String>,
+    },
+    /// Undo `fail`: the line carries IPsec again, stopped daemons start again.
+    Heal {
+        #[arg(value_enum)]
+        what: Breakable,
     },
     /// Take the lab down; also cleans up after a crash or an interrupted `up`.
     Down,
@@ -132,14 +156,33 @@ enum LabCommand {
     Config,
     /// Validate a fabric description without bringing anything up.
     Check { file: PathBuf },
-    /// The seed's scenario, end to end: up, reachability, the walk both ways, down.
+    /// The seed's scenarios, measured: per method, the tunnel up and encrypted, the walk,
+    /// the tunnel broken (traffic stops or falls back, and how fast), healed; then the seed's
+    /// table beside the measurements. Exits 1 if they differ.
     Demo {
         #[arg(long, value_parser = parse_method)]
         method: Option<Method>,
+        #[arg(long)]
+        json: bool,
     },
     /// Run the fabric controller in the foreground (started by `up`).
     #[command(hide = true)]
     Controller,
+}
+
+/// What `lab fail` breaks.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Breakable {
+    Tunnel,
+}
+
+/// How `lab fail` breaks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum How {
+    /// The line drops the tunnel's packets; both daemons keep running.
+    Line,
+    /// A gateway's daemon is stopped.
+    Kill,
 }
 
 fn parse_method(s: &str) -> Result<Method, String> {
@@ -185,9 +228,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
     match command {
-        LabCommand::Up { config, method } => {
+        LabCommand::Up {
+            config,
+            method,
+            onprem,
+        } => {
             let cfg = fabric_config(config.as_deref(), method)?;
-            match lab.up(cfg)? {
+            let up = lab.up(cfg)?;
+            if up == Up::Created && onprem == Onprem::Vpngw {
+                let plan = Plan::of(&running_fabric(lab)?)?;
+                if let Err(e) = gateways::start(lab, &plan) {
+                    let _ = lab.down();
+                    return Err(e);
+                }
+                println!(
+                    "tunnel up: {} ({}) ⇄ {} ({}) over the line",
+                    plan.onprem.0, plan.onprem.1, plan.cloud.0, plan.cloud.1
+                );
+            }
+            match up {
                 Up::Created => println!(
                     "lab {} is up; try `vpngw lab --name {} trace --from client --to ecs`",
                     lab.name, lab.name
@@ -201,6 +260,8 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
                 }
             }
         }
+        LabCommand::Fail { what, how, gateway } => fail(lab, what, how, gateway)?,
+        LabCommand::Heal { what } => heal(lab, what)?,
         LabCommand::Down => {
             let removed = lab.down()?;
             if removed.is_empty() {
@@ -248,10 +309,49 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
                 fabric.links().len()
             );
         }
-        LabCommand::Demo { method } => return demo(lab, method),
+        LabCommand::Demo { method, json } => return demo(lab, method, json),
         LabCommand::Controller => controller::run(lab.clone())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn fail(lab: &Lab, Breakable::Tunnel: Breakable, how: How, gateway: Option<String>) -> Result<()> {
+    lab::preflight()?;
+    let fabric = running_fabric(lab)?;
+    match how {
+        How::Line => {
+            gateways::fail_line(lab, &fabric)?;
+            println!("the line drops the tunnel's packets (UDP 500 and 4500 at the VBR)");
+        }
+        How::Kill => {
+            let node = match gateway {
+                Some(g) => g,
+                None => Plan::of(&fabric)?.onprem.0,
+            };
+            if gateways::kill(lab, &node)? {
+                println!("the vpngw daemon on {node} is stopped");
+            } else {
+                anyhow::bail!("no vpngw daemon of this lab runs on {node}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn heal(lab: &Lab, Breakable::Tunnel: Breakable) -> Result<()> {
+    lab::preflight()?;
+    let fabric = running_fabric(lab)?;
+    gateways::heal_line(lab, &fabric)?;
+    let restarted = gateways::restart_stopped(lab, &fabric)?;
+    if restarted.is_empty() {
+        println!("the line carries the tunnel's packets again");
+    } else {
+        println!(
+            "the line carries the tunnel's packets again; restarted the daemon on {}",
+            restarted.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// `publish` or `withdraw` through the lab's fabric controller.
@@ -294,7 +394,7 @@ fn fabric_config(file: Option<&std::path::Path>, method: Option<Method>) -> Resu
 }
 
 /// The controller's fabric, rebuilt from its state: the same tables it programs.
-fn running_fabric(lab: &Lab) -> Result<Fabric> {
+pub(crate) fn running_fabric(lab: &Lab) -> Result<Fabric> {
     let st: controller::FabricState = api::get(&lab.socket_path(), "/v1/state")
         .with_context(|| format!("lab {} is not up (no fabric controller)", lab.name))?;
     let cfg = FabricConfig::from_toml("controller state", &st.config_toml)
@@ -415,7 +515,8 @@ fn routes(lab: &Lab, node: Option<&str>, json: bool) -> Result<()> {
 
 fn trace(lab: &Lab, from: &str, to: &str, json: bool) -> Result<ExitCode> {
     lab::preflight()?;
-    let fabric = running_fabric(lab)?;
+    let mut fabric = running_fabric(lab)?;
+    gateways::add_tunnels(lab, &mut fabric)?;
     let dirs = lab::trace::run(lab, &fabric, from, to)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&dirs)?);
@@ -475,27 +576,13 @@ fn verify(lab: &Lab, from: &str, to: &str, count: u16, json: bool) -> Result<Exi
     })
 }
 
-fn demo(lab: &Lab, method: Option<Method>) -> Result<ExitCode> {
-    let cfg = fabric_config(None, method)?;
-    println!("== bringing up lab {} (method {})", lab.name, cfg.method());
-    if lab.up(cfg)? != Up::Created {
-        println!("(it was already up)");
-    }
-    let result = (|| -> Result<bool> {
-        println!("\n== the VPC's route table (no tunnel yet: traffic to the data center crosses the line, unencrypted)");
-        routes(lab, Some("vpc"), false)?;
-        println!("\n== a packet from client to ecs and back");
-        let ok_probe = probe(lab, "client", "ecs", 5)? == ExitCode::SUCCESS;
-        println!("\n== the walk, both ways, checked against real packets");
-        let ok_trace = trace(lab, "client", "ecs", false)? == ExitCode::SUCCESS;
-        println!("\n== is the private line encrypted? (the seed's starting point: it is not)");
-        // No tunnel exists yet, so the expected verdict is plaintext; anything else is a bug.
-        let plaintext = verify(lab, "client", "ecs", 10, false)? == ExitCode::FAILURE;
-        Ok(ok_probe && ok_trace && plaintext)
-    })();
-    println!("== taking lab {} down", lab.name);
-    lab.down()?;
-    Ok(if result? {
+fn demo(lab: &Lab, method: Option<Method>, json: bool) -> Result<ExitCode> {
+    lab::preflight()?;
+    let methods = match method {
+        Some(m) => vec![m],
+        None => vec![Method::One],
+    };
+    Ok(if lab::demo::run(lab, &methods, json)? {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

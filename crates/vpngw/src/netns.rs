@@ -35,6 +35,11 @@ pub(crate) fn list() -> Vec<String> {
 
 /// Runs `ip ARGS…`, failing with iproute2's own message.
 pub(crate) fn ip(args: &[&str]) -> Result<()> {
+    ip_output(args).map(drop)
+}
+
+/// Runs `ip ARGS…` and returns what it printed.
+pub(crate) fn ip_output(args: &[&str]) -> Result<String> {
     let out = Command::new("ip")
         .args(args)
         .stdin(Stdio::null())
@@ -47,7 +52,7 @@ pub(crate) fn ip(args: &[&str]) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Feeds a batch of commands to `ip -n NS -batch -`: one process per namespace however many

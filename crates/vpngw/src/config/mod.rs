@@ -84,6 +84,9 @@ pub(crate) struct Gateway {
     /// IKE retransmission, strongSwan's `charon.retransmit_*` knobs. Also what declares a peer
     /// dead: a DPD request unanswered through this schedule.
     pub(crate) retransmit: Retransmit,
+    /// The metric of the daemon's kernel routes (lower wins): below the routes that take
+    /// over when the tunnel is down.
+    pub(crate) route_metric: u32,
 }
 
 /// The IKE retransmission schedule: the n-th retransmit waits `timeout × base^n`; after `tries`

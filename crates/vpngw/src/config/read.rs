@@ -25,6 +25,10 @@ pub(super) mod default {
 
     pub(crate) const TUN: &str = "vpngw0";
     pub(crate) const MTU: u16 = 1400;
+    /// Below a plain static route's default metric (0 is taken by hand-made routes, the lab's
+    /// are 100), like BIRD's 32: the tunnel wins while it is up, the other route takes over
+    /// when the daemon removes its own.
+    pub(crate) const ROUTE_METRIC: u32 = 50;
     /// strongSwan's defaults: 4 s, ×1.8, 5 retransmits (165 s before giving up).
     pub(crate) const RETRANSMIT_TIMEOUT: Duration = Duration::from_secs(4);
     pub(crate) const RETRANSMIT_TRIES: u32 = 5;
@@ -345,6 +349,7 @@ fn gateway(r: &mut Reader<'_>, t: &Table<'_>) -> Option<Gateway> {
             "retransmit_timeout",
             "retransmit_tries",
             "retransmit_base",
+            "route_metric",
         ],
     );
     let name = r.req(t, "name", &name_kind());
@@ -369,6 +374,12 @@ fn gateway(r: &mut Reader<'_>, t: &Table<'_>) -> Option<Gateway> {
         &kind::number(1.0..=4.0),
         default::RETRANSMIT_BASE,
     );
+    let route_metric = r.or(
+        t,
+        "route_metric",
+        &kind::integer(0u32..=u32::MAX),
+        default::ROUTE_METRIC,
+    );
     if let Some(d) = &timeout {
         if *d < Duration::from_millis(100) {
             r.err(
@@ -388,6 +399,7 @@ fn gateway(r: &mut Reader<'_>, t: &Table<'_>) -> Option<Gateway> {
             tries: tries?,
             base_milli: (base? * 1000.0).round() as u32,
         },
+        route_metric: route_metric?,
     })
 }
 

@@ -64,12 +64,18 @@ pub(super) fn check(
                 ),
             );
         }
-        if let Some(peer) = conn.peer_address.filter(|p| prefix.contains(p)) {
+        // A wider prefix may contain the peer (the seed routes the whole VPC, the VPN
+        // gateway's address included, into the tunnel): the daemon then pins a host route to
+        // the peer over the way it was reached before. A route to the peer alone is a mistake.
+        if let Some(peer) = conn
+            .peer_address
+            .filter(|p| prefix.contains(p) && prefix.prefix_len() == prefix.max_prefix_len())
+        {
             r.err_at(
                 &field("prefix"),
                 format!(
-                    "{prefix} contains {peer}, the peer_address of connection {name:?}: the \
-                     tunnel's own packets to its peer would be routed into the tunnel"
+                    "{prefix} is the peer_address {peer} of connection {name:?} itself: the \
+                     tunnel's own packets cannot be routed into the tunnel"
                 ),
             );
         }

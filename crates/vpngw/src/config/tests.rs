@@ -145,6 +145,7 @@ fn base_and_defaults() {
                 tries: 5,
                 base_milli: 1800,
             },
+            route_metric: 50,
         }
     );
     assert_eq!(c.api.socket, Path::new("/run/vpngw/api.sock"));
@@ -1252,18 +1253,21 @@ fn a_route_is_given_once_per_connection() {
 }
 
 #[test]
-fn a_route_never_covers_its_own_peer() {
-    let text = edit("\"192.168.10.0/24\"", "\"0.0.0.0/0\"");
+fn a_route_is_never_its_own_peer() {
+    let text = edit("\"192.168.10.0/24\"", "\"10.0.0.1/32\"");
     assert_eq!(
         one(&text),
         at(
             &text,
             "prefix",
             "route[0].prefix",
-            "0.0.0.0/0 contains 10.0.0.1, the peer_address of connection \"dc1\": the tunnel's \
-             own packets to its peer would be routed into the tunnel"
+            "10.0.0.1/32 is the peer_address 10.0.0.1 of connection \"dc1\" itself: the \
+             tunnel's own packets cannot be routed into the tunnel"
         )
     );
+    // A wider route may contain the peer: the daemon pins a host route to it.
+    let wide = edit("\"192.168.10.0/24\"", "\"0.0.0.0/0\"");
+    assert_eq!(ok(&wide).routes[0].prefix.to_string(), "0.0.0.0/0");
 }
 
 #[test]

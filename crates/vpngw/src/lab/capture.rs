@@ -45,12 +45,46 @@ pub(crate) struct Verdict {
     /// Echo replies the probing node got back.
     pub(crate) replies: u16,
     pub(crate) probes: u16,
+    /// When each plaintext packet was seen, for the demo's timeline.
+    #[serde(skip)]
+    pub(crate) plaintext_at: Vec<Instant>,
 }
 
 impl Verdict {
     /// Encrypted means: traffic flowed, and none of it crossed in the clear.
     pub(crate) fn encrypted(&self) -> bool {
         self.plaintext == 0 && self.encrypted > 0 && self.replies > 0
+    }
+}
+
+/// A capture running in a node's namespace until [`Capture::finish`].
+pub(crate) struct Capture {
+    stop: Arc<AtomicBool>,
+    reader: thread::JoinHandle<Verdict>,
+}
+
+impl Capture {
+    /// Starts capturing in `ns`, sorting packets between `src` and `dst`.
+    pub(crate) fn start(ns: &str, src: Ipv4Addr, dst: Ipv4Addr) -> Result<Self> {
+        let sock = netns::run_in(ns, || {
+            let proto = Protocol::from(i32::from(ETH_P_IP.to_be()));
+            Socket::new(Domain::PACKET, Type::DGRAM, Some(proto)).context("packet socket")
+        })?;
+        sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let stop = Arc::clone(&stop);
+            thread::spawn(move || read_until(&sock, &stop, src, dst))
+        };
+        Ok(Self { stop, reader })
+    }
+
+    /// Stops the capture; what it saw.
+    pub(crate) fn finish(self) -> Result<Verdict> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("capture thread panicked"))
     }
 }
 
@@ -62,24 +96,12 @@ pub(crate) fn verify(
     dst: Ipv4Addr,
     probes: u16,
 ) -> Result<Verdict> {
-    let sock = netns::run_in(capture_ns, || {
-        let proto = Protocol::from(i32::from(ETH_P_IP.to_be()));
-        Socket::new(Domain::PACKET, Type::DGRAM, Some(proto)).context("packet socket")
-    })?;
-    sock.set_read_timeout(Some(Duration::from_millis(50)))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let stop = Arc::clone(&stop);
-        thread::spawn(move || read_until(&sock, &stop, src, dst))
-    };
+    let capture = Capture::start(capture_ns, src, dst)?;
     let prober = Prober::open(from_ns)?;
     let replies = prober.ping(dst, probes, Duration::from_millis(50))?;
     // Let the last packets cross before the capture stops.
     thread::sleep(Duration::from_millis(100));
-    stop.store(true, Ordering::Relaxed);
-    let mut verdict = reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("capture thread panicked"))?;
+    let mut verdict = capture.finish()?;
     verdict.replies = replies;
     verdict.probes = probes;
     Ok(verdict)
@@ -88,7 +110,8 @@ pub(crate) fn verify(
 fn read_until(sock: &Socket, stop: &AtomicBool, a: Ipv4Addr, b: Ipv4Addr) -> Verdict {
     let mut v = Verdict::default();
     let mut buf = [0u8; 65536];
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // A bound in case the owner never stops it (the demo's longest phase is well inside).
+    let deadline = Instant::now() + Duration::from_secs(300);
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         // Read timeouts are how the loop notices `stop`.
         let Ok(n) = (&*sock).read(&mut buf) else {
@@ -119,6 +142,7 @@ fn classify(pkt: &[u8], a: Ipv4Addr, b: Ipv4Addr, v: &mut Verdict) {
         proto == PROTO_UDP && (port(0) == Some(NAT_T_PORT) || port(2) == Some(NAT_T_PORT));
     if (src == a && dst == b) || (src == b && dst == a) {
         v.plaintext += 1;
+        v.plaintext_at.push(Instant::now());
         push_once(&mut v.plaintext_flows, flow);
     } else if proto == PROTO_ESP || esp_in_udp {
         v.encrypted += 1;

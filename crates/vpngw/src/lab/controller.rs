@@ -25,7 +25,7 @@ use fabric::{Fabric, KernelRoute};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{Lab, ROUTE_PROTO};
+use super::{Lab, ROUTE_METRIC, ROUTE_PROTO};
 use crate::api::{self, ApiError};
 use crate::netns;
 
@@ -200,7 +200,12 @@ fn diff(have: &[KernelRoute], want: &[KernelRoute]) -> Vec<String> {
     let mut lines: Vec<String> = have
         .iter()
         .filter(|h| !want.iter().any(|w| w.prefix == h.prefix))
-        .map(|h| format!("route del {} proto {ROUTE_PROTO}", h.prefix))
+        .map(|h| {
+            format!(
+                "route del {} proto {ROUTE_PROTO} metric {ROUTE_METRIC}",
+                h.prefix
+            )
+        })
         .collect();
     lines.extend(want.iter().filter(|w| !have.contains(w)).map(replace_line));
     lines
@@ -208,11 +213,14 @@ fn diff(have: &[KernelRoute], want: &[KernelRoute]) -> Vec<String> {
 
 fn replace_line(r: &KernelRoute) -> String {
     if r.blackhole {
-        return format!("route replace blackhole {} proto {ROUTE_PROTO}", r.prefix);
+        return format!(
+            "route replace blackhole {} proto {ROUTE_PROTO} metric {ROUTE_METRIC}",
+            r.prefix
+        );
     }
     match r.nexthops.as_slice() {
         [one] => format!(
-            "route replace {} via {} dev {} proto {ROUTE_PROTO}",
+            "route replace {} via {} dev {} proto {ROUTE_PROTO} metric {ROUTE_METRIC}",
             r.prefix, one.via, one.dev
         ),
         many => {
@@ -221,7 +229,7 @@ fn replace_line(r: &KernelRoute) -> String {
                 .map(|h| format!("nexthop via {} dev {}", h.via, h.dev))
                 .collect();
             format!(
-                "route replace {} proto {ROUTE_PROTO} {}",
+                "route replace {} proto {ROUTE_PROTO} metric {ROUTE_METRIC} {}",
                 r.prefix,
                 hops.join(" ")
             )

@@ -14,6 +14,8 @@
 
 pub(crate) mod capture;
 pub(crate) mod controller;
+pub(crate) mod demo;
+pub(crate) mod gateways;
 pub(crate) mod probe;
 pub(crate) mod trace;
 
@@ -35,6 +37,11 @@ use crate::netns;
 /// Marks the routes the lab installs so they can be told from the kernel's own and flushed
 /// after a crash (an unassigned number in iproute2's `rt_protos`).
 pub(crate) const ROUTE_PROTO: &str = "86";
+
+/// The lab's routes sit above a gateway daemon's (`[gateway] route_metric`, 50 by default):
+/// a route into the tunnel wins while the daemon has it in, the lab's route takes over when
+/// the daemon takes its own out.
+pub(crate) const ROUTE_METRIC: &str = "100";
 
 /// What `up` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,7 +350,7 @@ pub(crate) fn unknown_node(fabric: &Fabric, name: &str) -> String {
 }
 
 /// SIGTERM, then SIGKILL if it is still there after a moment.
-fn stop_pid(pid: i32) {
+pub(crate) fn stop_pid(pid: i32) {
     use nix::{
         sys::signal::{kill, Signal},
         unistd::Pid,

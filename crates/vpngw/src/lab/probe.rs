@@ -111,6 +111,34 @@ impl Prober {
         Ok(answered.len() as u16)
     }
 
+    /// An echo request every `interval` until `stop`, appending to `samples` when each was
+    /// sent and whether `dst` answered it within the interval (a later answer counts as lost,
+    /// as it would for a person watching the traffic).
+    pub(crate) fn stream(
+        &self,
+        dst: Ipv4Addr,
+        interval: Duration,
+        stop: &std::sync::atomic::AtomicBool,
+        samples: &std::sync::Mutex<Vec<(Instant, bool)>>,
+    ) -> Result<()> {
+        let mut seq: u16 = 0;
+        while !stop.load(Ordering::Relaxed) {
+            seq = seq.wrapping_add(1);
+            let sent = Instant::now();
+            self.send(dst, 64, seq)?;
+            let until = sent + interval;
+            let mut answered = false;
+            while let Some((s, a)) = self.recv(until) {
+                answered |= s == seq && matches!(a, Answer::Echo { from } if from == dst);
+            }
+            samples
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((sent, answered));
+        }
+        Ok(())
+    }
+
     /// Probes with TTL 1, 2, … `max_ttl`; entry `k-1` is what answered at TTL `k`.
     pub(crate) fn hops(&self, dst: Ipv4Addr, max_ttl: u8) -> Result<Vec<Option<Answer>>> {
         let mut got: Vec<Option<Answer>> = vec![None; usize::from(max_ttl)];

@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 
 use anyhow::Result;
-use fabric::{Fabric, Outcome, Walk};
+use fabric::{Fabric, Hop, Outcome, Walk};
 use serde::Serialize;
 
 use super::{
@@ -23,6 +23,8 @@ use crate::output;
 pub(crate) struct Direction {
     /// The destination as named: a node, or an address no node owns.
     pub(crate) to: String,
+    /// The probes' source address.
+    pub(crate) src: IpAddr,
     pub(crate) walk: Walk,
     /// One per hop after the source (TTL = index + 1).
     pub(crate) checks: Vec<Check>,
@@ -48,17 +50,23 @@ pub(crate) fn run(lab: &Lab, fabric: &Fabric, from: &str, to: &str) -> Result<Ve
     let mut out = vec![direction(
         lab,
         fabric,
-        from,
+        (from, src_addr),
         dst,
         dst_node.as_deref().unwrap_or(to),
     )?];
     if let Some(back) = dst_node {
-        out.push(direction(lab, fabric, &back, src_addr, from)?);
+        out.push(direction(lab, fabric, (&back, dst), src_addr, from)?);
     }
     Ok(out)
 }
 
-fn direction(lab: &Lab, fabric: &Fabric, from: &str, dst: IpAddr, to: &str) -> Result<Direction> {
+fn direction(
+    lab: &Lab,
+    fabric: &Fabric,
+    (from, src): (&str, IpAddr),
+    dst: IpAddr,
+    to: &str,
+) -> Result<Direction> {
     let walk = fabric.walk(from, dst);
     let prober = Prober::open(&lab.ns(from))?;
     let forwarded = walk.hops.len().saturating_sub(1);
@@ -72,12 +80,28 @@ fn direction(lab: &Lab, fabric: &Fabric, from: &str, dst: IpAddr, to: &str) -> R
         let ttl = (i + 1) as u8;
         let hop = walk.hops.get(i + 1);
         let last = i + 1 == forwarded;
-        let (expected, agrees) = match hop {
-            Some(_) if last && delivered => (
+        // An answer must find its own way back; where the model says it cannot (Method 1
+        // after a tunnel failure: the VPC still points into the dead tunnel), silence agrees.
+        // Past the model's path, the destination would answer: its way back counts.
+        let answerer = if delivered {
+            hop.or(walk.hops.last())
+        } else {
+            hop
+        };
+        let lost = answerer.and_then(|h| {
+            let back = fabric.walk(&h.node, src);
+            (back.outcome != Outcome::Delivered).then(|| format!("{}", back.outcome))
+        });
+        let (expected, agrees) = match (hop, lost) {
+            (_, Some(why)) => (
+                format!("no answer: the way back ends: {why}"),
+                answer.is_none(),
+            ),
+            (Some(_), None) if last && delivered => (
                 format!("echo reply from {dst}"),
                 matches!(answer, Some(Answer::Echo { from }) if IpAddr::V4(*from) == dst),
             ),
-            Some(h) => {
+            (Some(h), None) => {
                 let want = h.in_addr;
                 let ok = matches!(answer, Some(Answer::TimeExceeded { from }) if Some(IpAddr::V4(*from)) == want);
                 let at = want.map_or_else(|| "?".to_owned(), |a| a.to_string());
@@ -85,11 +109,11 @@ fn direction(lab: &Lab, fabric: &Fabric, from: &str, dst: IpAddr, to: &str) -> R
             }
             // Past the model's last hop: a delivered walk's destination keeps answering;
             // an undelivered one must not be answered by the destination at all.
-            None if delivered => (
+            (None, _) if delivered => (
                 format!("echo reply from {dst}"),
                 matches!(answer, Some(Answer::Echo { from }) if IpAddr::V4(*from) == dst),
             ),
-            None => (
+            (None, _) => (
                 "no echo reply".to_owned(),
                 !matches!(answer, Some(Answer::Echo { .. })),
             ),
@@ -104,6 +128,7 @@ fn direction(lab: &Lab, fabric: &Fabric, from: &str, dst: IpAddr, to: &str) -> R
     let agrees = checks.iter().all(|c| c.agrees);
     Ok(Direction {
         to: to.to_owned(),
+        src,
         walk,
         checks,
         agrees,
@@ -121,7 +146,9 @@ fn describe(a: Option<Answer>) -> String {
     }
 }
 
-/// The human form: one table per direction.
+/// The human form: one table per direction, a row per step as the seed's table has them —
+/// every route lookup, where the packet is encrypted and encapsulated, the outer packet's own
+/// hops across the line, and where it is decrypted.
 pub(crate) fn render(dirs: &[Direction]) -> String {
     let mut s = String::new();
     for d in dirs {
@@ -131,40 +158,95 @@ pub(crate) fn render(dirs: &[Direction]) -> String {
         } else {
             "PACKETS DISAGREE"
         };
+        let path = if w.hops.iter().any(|h| h.tunnel.is_some()) {
+            "through the tunnel"
+        } else {
+            "over the line"
+        };
         s.push_str(&format!(
-            "{} → {} ({}), {}: {} — {verdict}\n",
+            "{} → {} ({}), {}, {path}: {} — {verdict}\n",
             w.from,
             d.to,
             w.dst,
             hops_word(w),
             w.outcome
         ));
+        let inner = format!("{} → {}", d.src, w.dst);
         let mut rows = Vec::new();
-        for (i, h) in w.hops.iter().enumerate() {
-            let arrived = match (&h.in_iface, h.in_addr) {
-                (Some(i), Some(a)) => format!("{i} ({a})"),
-                (Some(i), None) => i.clone(),
-                _ => "-".to_owned(),
-            };
-            let matched = h.matched.as_ref().map_or_else(
-                || "local delivery".to_owned(),
-                |r| format!("{} {} [{}]", r.prefix, r.next_hop, r.source),
-            );
+        let mut step = 0;
+        let mut row = |node: &str, does: String, h: &Hop, packet: &str, check: String| {
+            step += 1;
+            rows.push(vec![
+                step.to_string(),
+                node.to_owned(),
+                does,
+                matched(h),
+                packet.to_owned(),
+                h.out_iface.clone().unwrap_or_else(|| "-".to_owned()),
+                check,
+            ]);
+        };
+        // A loop repeats itself: its first turns are enough to read it.
+        let shown = if matches!(w.outcome, Outcome::Loop) {
+            LOOP_ROWS
+        } else {
+            usize::MAX
+        };
+        for (i, h) in w.hops.iter().enumerate().take(shown) {
             let check = match i.checked_sub(1).and_then(|k| d.checks.get(k)) {
                 None => "-".to_owned(),
+                // Silence is only worth a row when the model explains it.
+                Some(c) if c.agrees && c.expected.starts_with("no answer") => {
+                    format!("ok: {} (ttl {})", c.expected, c.ttl)
+                }
                 Some(c) if c.agrees => format!("ok: {} (ttl {})", c.observed, c.ttl),
                 Some(c) => format!(
                     "DISAGREE: expected {}, got {} (ttl {})",
                     c.expected, c.observed, c.ttl
                 ),
             };
+            let decrypted = i
+                .checked_sub(1)
+                .and_then(|k| w.hops[k].tunnel.as_ref())
+                .map(|leg| format!("decrypt ({} from {}), ", leg.outer_dst, leg.outer_src));
+            let lookup = if h.matched.is_some() {
+                "route lookup"
+            } else {
+                "deliver"
+            };
+            let mut does = format!("{}{lookup}", decrypted.unwrap_or_default());
+            if let Some(leg) = &h.tunnel {
+                does.push_str(&format!(", encrypt + encapsulate ({})", leg.connection));
+            }
+            row(&h.node, does, h, &inner, check);
+            if let Some(leg) = &h.tunnel {
+                let outer = format!("ESP-in-UDP {} → {}", leg.outer_src, leg.outer_dst);
+                // The outer walk's last hop is the decrypting gateway: the next inner row.
+                let n = leg.outer.hops.len().saturating_sub(1);
+                for oh in leg.outer.hops.iter().take(n) {
+                    row(
+                        &oh.node,
+                        "route lookup (outer)".into(),
+                        oh,
+                        &outer,
+                        "-".into(),
+                    );
+                }
+            }
+        }
+        if w.hops.len() > shown {
             rows.push(vec![
-                i.to_string(),
-                h.node.clone(),
-                arrived,
-                matched,
-                h.out_iface.clone().unwrap_or_else(|| "-".to_owned()),
-                check,
+                "…".into(),
+                "…".into(),
+                format!("the same {} more times", w.hops.len() - shown),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                if d.checks.iter().all(|c| c.agrees) {
+                    "ok".into()
+                } else {
+                    "DISAGREE (see --json)".into()
+                },
             ]);
         }
         for c in d
@@ -174,20 +256,22 @@ pub(crate) fn render(dirs: &[Direction]) -> String {
             .filter(|c| !c.agrees)
         {
             rows.push(vec![
-                c.ttl.to_string(),
+                format!("ttl {}", c.ttl),
                 "?".into(),
                 "-".into(),
                 "(beyond the model's path)".into(),
+                "-".into(),
                 "-".into(),
                 format!("DISAGREE: expected {}, got {}", c.expected, c.observed),
             ]);
         }
         s.push_str(&output::table(
             &[
-                "hop",
+                "step",
                 "node",
-                "arrived on",
+                "does",
                 "route matched",
+                "packet",
                 "out",
                 "packets",
             ],
@@ -196,6 +280,16 @@ pub(crate) fn render(dirs: &[Direction]) -> String {
         s.push('\n');
     }
     s
+}
+
+/// Rows of a looping walk shown before the rest is summed up.
+const LOOP_ROWS: usize = 6;
+
+fn matched(h: &Hop) -> String {
+    h.matched.as_ref().map_or_else(
+        || "-".to_owned(),
+        |r| format!("{} {} [{}]", r.prefix, r.next_hop, r.source),
+    )
 }
 
 fn hops_word(w: &Walk) -> String {

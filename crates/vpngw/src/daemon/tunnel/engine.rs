@@ -17,12 +17,15 @@ use rib::{NextHop, Route, Source, Table};
 use tokio::{net::UdpSocket, sync::mpsc, time::Instant as TokioInstant};
 use tun_rs::AsyncDevice;
 
-use super::super::{
-    metrics::{Counter, Metrics},
-    model::{SaView, Snapshot, Traffic},
-    outer::{OuterSockets, IKE_PORT, NAT_T_PORT},
+use super::{
+    super::{
+        metrics::{Counter, Metrics},
+        model::{SaView, Snapshot, Traffic},
+        outer::{OuterSockets, IKE_PORT, NAT_T_PORT},
+    },
+    kernel::KernelRoutes,
 };
-use crate::config::{self, Config, Mode};
+use crate::config::{self, Config, Mode, OnTunnelDown};
 
 /// Room in front of an inner packet for the ESP header and IV (the outer IP and UDP headers
 /// are the socket's).
@@ -89,6 +92,11 @@ struct Conn {
     pending_out: Option<Outbound>,
     /// Inner prefixes routed into this connection (kernel routes while a child is up).
     prefixes: Vec<ipnet::IpNet>,
+    /// `on_tunnel_down = "block"`: the kernel routes stay while the tunnel is down, so traffic
+    /// reaches the engine and is dropped rather than take another way in the clear.
+    block: bool,
+    /// Whether `prefixes` are in the kernel now.
+    routed: bool,
     ike_proposal: String,
     /// Traffic of SAs already removed, so the totals survive rekeys.
     retired: Traffic,
@@ -105,6 +113,7 @@ pub(crate) struct Engine {
     sockets: HashMap<IpAddr, Sockets>,
     tun: Arc<AsyncDevice>,
     tun_name: String,
+    kernel: KernelRoutes,
     events: mpsc::UnboundedSender<EngineEvent>,
     udp_received: HashMap<SocketAddr, Counter>,
     dropped_no_child_sa: Counter,
@@ -171,6 +180,11 @@ impl Engine {
             sockets,
             tun,
             tun_name: cfg.gateway.tun.clone(),
+            kernel: KernelRoutes::new(
+                &cfg.gateway.tun,
+                cfg.gateway.route_metric,
+                cfg.connections.iter().map(|c| c.peer_address).collect(),
+            ),
             events,
             udp_received: metrics.udp_received.iter().cloned().collect(),
             dropped_no_child_sa: metrics.dropped_no_child_sa.clone(),
@@ -203,11 +217,16 @@ impl Engine {
                     out: None,
                     pending_out: None,
                     prefixes,
+                    block: c.on_tunnel_down == OnTunnelDown::Block,
+                    routed: false,
                     ike_proposal: String::new(),
                     retired: Traffic::default(),
                 },
             );
             engine.by_name.insert(c.name.clone(), id);
+            if c.on_tunnel_down == OnTunnelDown::Block {
+                engine.set_kernel_routes(id, true);
+            }
         }
         Ok(engine)
     }
@@ -266,10 +285,14 @@ impl Engine {
         }
         let now = std::time::Instant::now();
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
-        for id in ids {
+        for &id in &ids {
             self.ike.remove_connection(now, id);
         }
         self.flush().await;
+        // The TUN device's routes go with it, but not the pinned host routes to peers.
+        for id in ids {
+            self.set_kernel_routes(id, false);
+        }
     }
 
     fn command(&mut self, cmd: EngineCommand) {
@@ -452,7 +475,7 @@ impl Engine {
                 } else {
                     false
                 };
-                if last {
+                if last && !self.conns.get(&conn).is_some_and(|c| c.block) {
                     self.set_kernel_routes(conn, false);
                 }
                 tracing::info!(conn = %name, spi_in = format_args!("{spi_in:08x}"), %reason, "child SA removed");
@@ -580,37 +603,20 @@ impl Engine {
         }
     }
 
-    /// Kernel routes for the connection's `[[route]]` prefixes through the TUN device.
-    fn set_kernel_routes(&self, conn: ConnId, up: bool) {
-        let Some(c) = self.conns.get(&conn) else {
+    /// Puts the connection's `[[route]]` prefixes into the kernel, through the TUN device, or
+    /// takes them out.
+    fn set_kernel_routes(&mut self, conn: ConnId, up: bool) {
+        let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        for p in &c.prefixes {
-            let p = p.to_string();
-            let args: Vec<&str> = if up {
-                vec![
-                    "route",
-                    "replace",
-                    &p,
-                    "dev",
-                    &self.tun_name,
-                    "proto",
-                    KERNEL_PROTO,
-                ]
-            } else {
-                vec![
-                    "route",
-                    "del",
-                    &p,
-                    "dev",
-                    &self.tun_name,
-                    "proto",
-                    KERNEL_PROTO,
-                ]
-            };
-            if let Err(e) = crate::netns::ip(&args) {
-                tracing::warn!(conn = %c.name, "kernel route {p}: {e:#}");
-            }
+        if c.routed == up {
+            return;
+        }
+        c.routed = up;
+        if up {
+            self.kernel.add(&c.prefixes);
+        } else {
+            self.kernel.remove(&c.prefixes);
         }
     }
 
@@ -633,9 +639,6 @@ fn limit_signal(ev: esp::SaEvent) -> ChildSaSignal {
         esp::SaEvent::HardLimit(_) => ChildSaSignal::HardLimit,
     }
 }
-
-/// Marks the daemon's kernel routes (the lab uses 86).
-const KERNEL_PROTO: &str = "87";
 
 fn inner_destination(pkt: &[u8]) -> Option<IpAddr> {
     match pkt.first()? >> 4 {

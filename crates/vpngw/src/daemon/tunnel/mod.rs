@@ -14,6 +14,7 @@
 //! the engine through [`EngineEvent`]s and a shared status snapshot.
 
 mod engine;
+mod kernel;
 
 pub(crate) use engine::{Engine, EngineCommand, EngineEvent};
 
