@@ -850,6 +850,7 @@ fn tunnel_config(
     remote_lan: &str,
     inside: (&str, &str),
     initiate: bool,
+    extra: &str,
 ) {
     let d = dir.0.display();
     let text = format!(
@@ -873,7 +874,7 @@ tunnel_cidr = "169.254.30.0/30"
 local_inside = "{}"
 peer_inside = "{}"
 initiate = {initiate}
-
+{extra}
 [[route]]
 prefix = "{remote_lan}"
 connection = "peer"
@@ -908,6 +909,7 @@ fn two_daemons_bring_a_tunnel_up_and_show_it() {
         "10.1.0.0/24",
         ("169.254.30.1", "169.254.30.2"),
         true,
+        "",
     );
     tunnel_config(
         &db,
@@ -916,6 +918,7 @@ fn two_daemons_bring_a_tunnel_up_and_show_it() {
         "10.2.0.0/24",
         ("169.254.30.2", "169.254.30.1"),
         false,
+        "",
     );
     let b = Daemon::start(&nb, &db);
     let a = Daemon::start(&na, &da);
@@ -1037,5 +1040,123 @@ fn two_daemons_bring_a_tunnel_up_and_show_it() {
             db.log()
         );
         thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The health check probes the path inside the tunnel: when the peer stops answering (its
+/// kernel ignores echo requests; IKE and the SAs stay up), `revoke_routes` takes the routes
+/// out after about interval × retries and `keep_routes` leaves them; both come back healthy
+/// when the peer answers again.
+#[test]
+#[ignore = "needs root: network namespaces, TUN; run by scripts/test.sh"]
+fn health_check_revokes_routes_or_keeps_them() {
+    for (tag, policy) in [("rv", "revoke_routes"), ("kp", "keep_routes")] {
+        let (na, nb) = (
+            Ns::new(&format!("vdt-hc{tag}-a")),
+            Ns::new(&format!("vdt-hc{tag}-b")),
+        );
+        ip(&[
+            "link", "add", "wan", "netns", &na.0, "type", "veth", "peer", "name", "wan", "netns",
+            &nb.0,
+        ]);
+        for (ns, wan, lan) in [
+            (&na, "10.97.0.1/24", "10.2.0.1/32"),
+            (&nb, "10.97.0.2/24", "10.1.0.1/32"),
+        ] {
+            ip(&["-n", &ns.0, "addr", "add", wan, "dev", "wan"]);
+            ip(&["-n", &ns.0, "addr", "add", lan, "dev", "lo"]);
+            ip(&["-n", &ns.0, "link", "set", "wan", "up"]);
+        }
+        let (da, db) = (
+            Dir::new(&format!("hc{tag}-a")),
+            Dir::new(&format!("hc{tag}-b")),
+        );
+        let check = format!(
+            "\n[connection.health_check]\ninterval = \"1s\"\nretries = 2\npolicy = \"{policy}\"\n"
+        );
+        tunnel_config(
+            &da,
+            "10.97.0.1",
+            "10.97.0.2",
+            "10.1.0.0/24",
+            ("169.254.30.1", "169.254.30.2"),
+            true,
+            &check,
+        );
+        tunnel_config(
+            &db,
+            "10.97.0.2",
+            "10.97.0.1",
+            "10.2.0.0/24",
+            ("169.254.30.2", "169.254.30.1"),
+            false,
+            "",
+        );
+        let b = Daemon::start(&nb, &db);
+        let a = Daemon::start(&na, &da);
+        let conn = |field: &str| json(&a.socket, &["conn", "list"])[0][field].clone();
+        let route = || ip_out(&["-n", &na.0, "route", "show", "10.1.0.0/24"]);
+        let wait = |what: &str, limit: Duration, done: &dyn Fn() -> bool| -> Duration {
+            let t = Instant::now();
+            while !done() {
+                assert!(
+                    t.elapsed() < limit,
+                    "{policy}: {what} not within {limit:?}:\n{}\n{}",
+                    da.log(),
+                    db.log()
+                );
+                thread::sleep(Duration::from_millis(50));
+            }
+            t.elapsed()
+        };
+        wait("tunnel up", Duration::from_secs(15), &|| {
+            conn("state") == "up" && route().contains(TUN)
+        });
+        assert_eq!(conn("healthy"), true);
+
+        let ignore = |on: bool| {
+            let v = if on { "1" } else { "0" };
+            let st = Command::new("ip")
+                .args(["netns", "exec", &nb.0, "sh", "-c"])
+                .arg(format!(
+                    "echo {v} > /proc/sys/net/ipv4/icmp_echo_ignore_all"
+                ))
+                .status()
+                .unwrap();
+            assert!(st.success());
+        };
+        ignore(true);
+        let took = wait("health check failed", Duration::from_secs(6), &|| {
+            conn("healthy") == false
+        });
+        // Two probes one second apart, the third tick declares it: about 2 s.
+        assert!(
+            took >= Duration::from_millis(1500),
+            "{policy}: failed after {took:?}"
+        );
+        assert_eq!(conn("state"), "up", "the tunnel itself stays up");
+        let (code, body) = unix_http(&a.socket, "GET", "/metrics");
+        assert_eq!(code, 200);
+        assert_eq!(
+            sample(
+                &parse_prometheus(&body),
+                "vpngw_health_check_up{connection=\"peer\"}"
+            ),
+            0.0
+        );
+        if policy == "revoke_routes" {
+            assert!(route().is_empty(), "revoked: {}", route());
+            assert_eq!(conn("routes_in"), false);
+        } else {
+            assert!(route().contains(TUN), "kept: {}", route());
+            assert_eq!(conn("routes_in"), true);
+        }
+
+        ignore(false);
+        wait("health check recovered", Duration::from_secs(5), &|| {
+            conn("healthy") == true && route().contains(TUN)
+        });
+        assert_eq!(conn("routes_in"), true);
+        drop((a, b));
     }
 }

@@ -55,6 +55,10 @@ struct Conn {
     config: config::Connection,
     state: TunnelState,
     admin: AdminState,
+    /// The health check's verdict; `None` without one.
+    healthy: Option<bool>,
+    /// A failed health check (`revoke_routes`) took the routes out.
+    revoked: bool,
     /// `connection{name=…}`: every event about this connection is logged inside it.
     span: Span,
 }
@@ -111,6 +115,8 @@ impl Gateway {
                     config: c.clone(),
                     state: TunnelState::Down,
                     admin,
+                    healthy: c.health_check.as_ref().map(|_| true),
+                    revoked: false,
                     span,
                 }
             })
@@ -276,7 +282,11 @@ impl Gateway {
     }
 
     fn info(&self, c: &Conn) -> ConnectionInfo {
-        ConnectionInfo::new(&c.config, &self.routes, c.state, c.admin)
+        let mut info = ConnectionInfo::new(&c.config, &self.routes, c.state, c.admin);
+        info.healthy = c.healthy;
+        let block = c.config.on_tunnel_down == config::OnTunnelDown::Block;
+        info.routes_in = (c.state == TunnelState::Up || block) && !c.revoked;
+        info
     }
 
     /// `GET /v1/connections`, in configuration order.
@@ -341,6 +351,48 @@ impl Gateway {
         true
     }
 
+    /// The health check's verdict changed; `revoked` when the engine took the routes out for
+    /// it. Published routes of the connection follow the kernel's: withdrawn from the fabric
+    /// while revoked (the operator's choice, in the store, is untouched), published again on
+    /// recovery. Blocking: call it off the async runtime.
+    pub(crate) fn set_health(&self, name: &str, healthy: bool, revoked: bool) {
+        let prefixes: Vec<IpNet> = {
+            let mut conns = self.lock();
+            let Ok(i) = find(&conns, name) else {
+                return;
+            };
+            let c = &mut conns[i];
+            c.healthy = Some(healthy);
+            let was = std::mem::replace(&mut c.revoked, revoked);
+            if was == revoked {
+                return;
+            }
+            c.span.in_scope(|| {
+                tracing::info!(healthy, routes_revoked = revoked, "health check changed");
+            });
+            self.routes
+                .iter()
+                .filter(|r| r.connection == name)
+                .map(|r| r.prefix)
+                .collect()
+        };
+        let Some(fabric) = &self.fabric else {
+            return;
+        };
+        let published = self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for p in prefixes {
+            if published.get(&p) == Some(&true) {
+                if let Err(e) = tell_fabric(fabric, &self.name, p, !revoked) {
+                    tracing::warn!(prefix = %p, "health check: telling the fabric: {e:#}");
+                }
+            }
+        }
+    }
+
     /// `GET /metrics`: the Prometheus text exposition.
     pub(crate) fn metrics(&self) -> String {
         let mut out = Exposition::default();
@@ -382,6 +434,21 @@ impl Gateway {
                     &[("connection", &c.config.name)],
                     u64::from(c.admin == AdminState::Up),
                 );
+            }
+            out.family(
+                "vpngw_health_check_up",
+                "gauge",
+                "1 while the connection's health check probes are answered, 0 after it failed; \
+                 absent without a health check.",
+            );
+            for c in conns.iter() {
+                if let Some(h) = c.healthy {
+                    out.sample(
+                        "vpngw_health_check_up",
+                        &[("connection", &c.config.name)],
+                        u64::from(h),
+                    );
+                }
             }
         }
         self.metrics.write(&mut out);

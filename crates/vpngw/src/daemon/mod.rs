@@ -190,6 +190,15 @@ async fn serve(path: PathBuf, cfg: Config) -> Result<()> {
         tasks.spawn(async move {
             while let Some(ev) = engine_events.recv().await {
                 tunnel::apply_to(&gw, &ev);
+                if matches!(
+                    ev,
+                    tunnel::EngineEvent::HealthFailed { .. }
+                        | tunnel::EngineEvent::HealthRecovered { .. }
+                ) {
+                    let g = gw.clone();
+                    let _ =
+                        tokio::task::spawn_blocking(move || tunnel::apply_health(&g, &ev)).await;
+                }
             }
         });
     }

@@ -160,6 +160,11 @@ pub(crate) struct ConnectionInfo {
     pub(crate) health_check: Option<HealthCheckInfo>,
     /// The `[[route]]`s into this connection.
     pub(crate) routes: Vec<RouteInfo>,
+    /// The health check's verdict now; `None` without a health check.
+    pub(crate) healthy: Option<bool>,
+    /// Whether the routes are in the kernel now: while a child SA is up (always with
+    /// `on_tunnel_down = "block"`), unless a failed health check revoked them.
+    pub(crate) routes_in: bool,
 }
 
 /// How traffic enters a tunnel.
@@ -326,6 +331,8 @@ impl ConnectionInfo {
                     publish: r.publish,
                 })
                 .collect(),
+            healthy: None,
+            routes_in: false,
         }
     }
 }

@@ -349,8 +349,6 @@ pub(crate) fn add_tunnels(lab: &Lab, fabric: &mut Fabric) -> Result<()> {
         };
         for c in connections(lab, &node)? {
             let up = c.state == TunnelState::Up;
-            // The engine's rule: routes stay in while a child SA is up, or always with block.
-            let routed = up || c.on_tunnel_down == "block";
             let inside = match &c.mode {
                 ModeInfo::Route { local_inside, .. } => Some(IpAddr::V4(*local_inside)),
                 ModeInfo::Policy { .. } => None,
@@ -364,7 +362,7 @@ pub(crate) fn add_tunnels(lab: &Lab, fabric: &mut Fabric) -> Result<()> {
                     iface: status.tun.name.clone(),
                     inside,
                     up,
-                    routes: if routed {
+                    routes: if c.routes_in {
                         c.routes.iter().map(|r| r.prefix).collect()
                     } else {
                         Vec::new()

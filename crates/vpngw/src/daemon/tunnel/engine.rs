@@ -23,9 +23,10 @@ use super::{
         model::{SaView, Snapshot, Traffic},
         outer::{OuterSockets, IKE_PORT, NAT_T_PORT},
     },
+    health::{HealthCheck, Transition},
     kernel::KernelRoutes,
 };
-use crate::config::{self, Config, Mode, OnTunnelDown};
+use crate::config::{self, Config, HealthPolicy, Mode, OnTunnelDown};
 
 /// Room in front of an inner packet for the ESP header and IV (the outer IP and UDP headers
 /// are the socket's).
@@ -61,6 +62,11 @@ pub(crate) enum EngineEvent {
     },
     /// The IKE SA is gone (or never came up).
     IkeDown { conn: String, reason: DownReason },
+    /// The health check's probes went unanswered `retries` times in a row; `revoked` when
+    /// the connection's routes were taken out for it.
+    HealthFailed { conn: String, revoked: bool },
+    /// A probe was answered again; routes a failure revoked are back.
+    HealthRecovered { conn: String },
     /// SAs and counters, every second and after every change.
     Snapshot(Snapshot),
 }
@@ -97,6 +103,10 @@ struct Conn {
     block: bool,
     /// Whether `prefixes` are in the kernel now.
     routed: bool,
+    /// The probe through the tunnel, with what a failure does.
+    health: Option<(HealthCheck, HealthPolicy)>,
+    /// A failed health check took the routes out (`revoke_routes`).
+    revoked: bool,
     ike_proposal: String,
     /// Traffic of SAs already removed, so the totals survive rekeys.
     retired: Traffic,
@@ -219,6 +229,12 @@ impl Engine {
                     prefixes,
                     block: c.on_tunnel_down == OnTunnelDown::Block,
                     routed: false,
+                    health: c.health_check.as_ref().map(|h| {
+                        // Distinct per connection, so replies are never mistaken.
+                        let ident = 0x7600 | (engine.conns.len() as u16 & 0xff);
+                        (HealthCheck::new(h, ident, now), h.policy)
+                    }),
+                    revoked: false,
                     ike_proposal: String::new(),
                     retired: Traffic::default(),
                 },
@@ -265,6 +281,9 @@ impl Engine {
             let deadline = self
                 .ike
                 .poll_timeout()
+                .into_iter()
+                .chain(self.health_deadline())
+                .min()
                 .map(TokioInstant::from_std)
                 .unwrap_or_else(|| TokioInstant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -277,7 +296,9 @@ impl Engine {
                     self.handle_inner(&mut tun_buf, n).await;
                 }
                 () = tokio::time::sleep_until(deadline) => {
-                    self.ike.handle_timeout(std::time::Instant::now());
+                    let now = std::time::Instant::now();
+                    self.ike.handle_timeout(now);
+                    self.health_tick(now).await;
                 }
                 _ = tick.tick() => self.emit(EngineEvent::Snapshot(self.snapshot())),
             }
@@ -325,6 +346,12 @@ impl Engine {
             Ok(Received::Ipv4 { spi, range, .. } | Received::Ipv6 { spi, range, .. }) => {
                 self.ike
                     .handle_child_event(now, spi.0, ChildSaSignal::InboundTraffic);
+                if data
+                    .get(range.clone())
+                    .is_some_and(|p| self.health_reply(p))
+                {
+                    return;
+                }
                 if let Some(pkt) = data.get(range) {
                     if let Err(e) = self.tun.send(pkt).await {
                         tracing::debug!("writing to {}: {e}", self.tun_name);
@@ -348,12 +375,16 @@ impl Engine {
         let NextHop::Connection(name) = &sel.primary().next_hop else {
             return;
         };
-        let Some(out) = self
-            .by_name
-            .get(name)
-            .and_then(|id| self.conns.get_mut(id))
-            .and_then(|c| c.out.as_mut())
-        else {
+        let Some(&id) = self.by_name.get(name) else {
+            return;
+        };
+        self.seal_and_send(id, buf, n).await;
+    }
+
+    /// Seals the inner packet at `buf[HEADROOM..HEADROOM + n]` into the connection's child SA
+    /// and sends it to the peer.
+    async fn seal_and_send(&mut self, id: ConnId, buf: &mut [u8], n: usize) {
+        let Some(out) = self.conns.get_mut(&id).and_then(|c| c.out.as_mut()) else {
             // No child SA: the packet is dropped rather than sent anywhere unencrypted.
             self.dropped_no_child_sa.inc();
             return;
@@ -378,6 +409,92 @@ impl Engine {
             let spi_in = out.spi_in;
             self.ike
                 .handle_child_event(std::time::Instant::now(), spi_in, signal);
+        }
+    }
+
+    /// The earliest health probe due on a connection that carries traffic.
+    fn health_deadline(&self) -> Option<std::time::Instant> {
+        self.conns
+            .values()
+            .filter(|c| c.out.is_some())
+            .filter_map(|c| c.health.as_ref().map(|(h, _)| h.deadline()))
+            .min()
+    }
+
+    /// Sends the probes that are due and acts on what their silence means.
+    async fn health_tick(&mut self, now: std::time::Instant) {
+        let due: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.out.is_some())
+            .filter(|(_, c)| c.health.as_ref().is_some_and(|(h, _)| h.deadline() <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some((probe, change)) = self
+                .conns
+                .get_mut(&id)
+                .and_then(|c| c.health.as_mut())
+                .map(|(h, _)| h.on_timer(now))
+            else {
+                continue;
+            };
+            if let Some(t) = change {
+                self.health_changed(id, t);
+            }
+            let mut buf = vec![0u8; HEADROOM + probe.len() + HEADROOM];
+            buf[HEADROOM..HEADROOM + probe.len()].copy_from_slice(&probe);
+            self.seal_and_send(id, &mut buf, probe.len()).await;
+        }
+    }
+
+    /// Whether a decrypted packet answers a health probe (then it stops here).
+    fn health_reply(&mut self, pkt: &[u8]) -> bool {
+        let mut hit = None;
+        for (id, c) in &mut self.conns {
+            if let Some(change) = c.health.as_mut().and_then(|(h, _)| h.take_reply(pkt)) {
+                hit = Some((*id, change));
+                break;
+            }
+        }
+        match hit {
+            Some((id, Some(t))) => {
+                self.health_changed(id, t);
+                true
+            }
+            Some((_, None)) => true,
+            None => false,
+        }
+    }
+
+    fn health_changed(&mut self, id: ConnId, t: Transition) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let name = c.name.clone();
+        let revoke = c
+            .health
+            .as_ref()
+            .is_some_and(|(_, p)| *p == HealthPolicy::RevokeRoutes);
+        match t {
+            Transition::Failed => {
+                tracing::warn!(conn = %name, routes_revoked = revoke, "health check failed");
+                if revoke {
+                    c.revoked = true;
+                    self.set_kernel_routes(id, false);
+                }
+                self.emit(EngineEvent::HealthFailed {
+                    conn: name,
+                    revoked: revoke,
+                });
+            }
+            Transition::Recovered => {
+                tracing::info!(conn = %name, "health check recovered");
+                if std::mem::take(&mut c.revoked) {
+                    self.set_kernel_routes(id, true);
+                }
+                self.emit(EngineEvent::HealthRecovered { conn: name });
+            }
         }
     }
 
@@ -553,6 +670,13 @@ impl Engine {
             c.pending_out = Some(out);
         } else {
             c.out = Some(out);
+        }
+        if !rekey {
+            // A new tunnel starts healthy, with its routes, and probes at once.
+            c.revoked = false;
+            if let Some((h, _)) = &mut c.health {
+                h.reset(std::time::Instant::now());
+            }
         }
         self.set_kernel_routes(conn, true);
         self.children_installed += 1;

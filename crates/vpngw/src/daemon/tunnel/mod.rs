@@ -14,11 +14,21 @@
 //! the engine through [`EngineEvent`]s and a shared status snapshot.
 
 mod engine;
+mod health;
 mod kernel;
 
 pub(crate) use engine::{Engine, EngineCommand, EngineEvent};
 
 use super::{gateway::Gateway, model::TunnelState};
+
+/// A health check's verdict, with the fabric told of revoked publications. Blocking.
+pub(crate) fn apply_health(gw: &Gateway, ev: &EngineEvent) {
+    match ev {
+        EngineEvent::HealthFailed { conn, revoked } => gw.set_health(conn, false, *revoked),
+        EngineEvent::HealthRecovered { conn } => gw.set_health(conn, true, false),
+        _ => {}
+    }
+}
 
 /// Reflects an engine event in the state the API shows.
 pub(crate) fn apply_to(gw: &Gateway, ev: &EngineEvent) {
@@ -35,6 +45,9 @@ pub(crate) fn apply_to(gw: &Gateway, ev: &EngineEvent) {
         EngineEvent::ChildDown { .. } => {}
         EngineEvent::IkeDown { conn, .. } => {
             gw.set_state(conn, TunnelState::Down);
+        }
+        EngineEvent::HealthFailed { .. } | EngineEvent::HealthRecovered { .. } => {
+            // Handled by `apply_health`, which may block on the fabric.
         }
         EngineEvent::Snapshot(s) => gw.set_snapshot(s.clone()),
     }
