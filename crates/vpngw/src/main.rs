@@ -65,6 +65,9 @@ enum Command {
     Sa(cli::SaArgs),
     /// The running daemon's routes and their publication into the VPC.
     Route(cli::RouteArgs),
+    /// Make the running daemon re-read its configuration and apply what changed (as SIGHUP);
+    /// tunnels whose settings did not change keep their SAs.
+    Reload(cli::ReloadArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,6 +226,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Conn(args) => cli::conn(args),
         Command::Sa(args) => cli::sa(args),
         Command::Route(args) => cli::route(args),
+        Command::Reload(args) => cli::reload(args),
     }
 }
 

@@ -32,7 +32,7 @@ const TUN: &str = "vdt0";
 const MTU: u16 = 1380;
 
 /// Every route the API serves, as the OpenAPI document must list them.
-const ROUTES: [(&str, &str); 11] = [
+const ROUTES: [(&str, &str); 12] = [
     ("get", "/v1/status"),
     ("get", "/v1/connections"),
     ("get", "/v1/connections/{name}"),
@@ -42,6 +42,7 @@ const ROUTES: [(&str, &str); 11] = [
     ("get", "/v1/routes"),
     ("post", "/v1/routes/publish"),
     ("post", "/v1/routes/withdraw"),
+    ("post", "/v1/reload"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];
@@ -740,7 +741,7 @@ fn tcp_api_needs_the_bearer_token_except_for_metrics() {
 
 #[test]
 #[ignore = "needs root and iproute2; run by scripts/test.sh"]
-fn sighup_validates_the_file_and_applies_nothing() {
+fn sighup_and_reload_apply_a_valid_file_and_refuse_the_rest() {
     let ns = Ns::new("vdt-hup");
     let dir = Dir::new("hup");
     dir.write_config(None);
@@ -748,24 +749,188 @@ fn sighup_validates_the_file_and_applies_nothing() {
     let d = Daemon::start(&ns, &dir);
     let before = json(&sock, &["conn", "list"]);
 
-    // A broken file: rejected, logged with its line, the daemon runs on.
+    // A broken file: refused, logged with its line, the daemon runs on unchanged.
     let good = fs::read_to_string(dir.config()).unwrap();
     fs::write(dir.config(), good.replace("mtu = 1380", "mtu = 10")).unwrap();
     d.signal(Signal::SIGHUP);
-    wait_for_log(&dir, "reload rejected");
+    wait_for_log(&dir, "refused");
     assert!(
         dir.log().contains("vpngw.toml:4: gateway.mtu"),
         "{}",
         dir.log()
     );
+    assert_eq!(json(&sock, &["conn", "list"]), before);
 
-    // A valid change: validated, its diff logged, not applied.
+    // A change only a restart applies: `vpngw reload` says so, and nothing changes.
+    fs::write(
+        dir.config(),
+        good.replace("mtu = 1380", "mtu = 1300")
+            .replace("198.51.100.2", "198.51.100.3"),
+    )
+    .unwrap();
+    let out = cli(&sock, &["reload"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("[gateway] changed: restart the daemon"),
+        "{err}"
+    );
+    assert_eq!(json(&sock, &["conn", "list"]), before);
+
+    // A valid change: applied to dc2 alone.
     fs::write(dir.config(), good.replace("198.51.100.2", "198.51.100.3")).unwrap();
     d.signal(Signal::SIGHUP);
-    wait_for_log(&dir, "NOT applied");
+    wait_for_log(&dir, "applied");
     assert!(dir.log().contains("changed=[\"dc2\"]"), "{}", dir.log());
-    assert_eq!(json(&sock, &["conn", "list"]), before);
+    let after = json(&sock, &["conn", "list"]);
+    assert_eq!(after[1]["peer_address"], "198.51.100.3", "{after:#}");
+    assert_eq!(after[0], before[0]);
     assert!(d.stop().success());
+}
+
+/// Two tunnels between the same two daemons (two address pairs): a reload that changes one
+/// tunnel's ESP proposal rebuilds that tunnel alone; the other keeps its SPIs, and a route
+/// added to it reaches the kernel without touching its SAs.
+#[test]
+#[ignore = "needs root: network namespaces, TUN; run by scripts/test.sh"]
+fn reload_rebuilds_the_changed_tunnel_and_keeps_the_others_spis() {
+    let (na, nb) = (Ns::new("vdt-rl-a"), Ns::new("vdt-rl-b"));
+    ip(&[
+        "link", "add", "wan", "netns", &na.0, "type", "veth", "peer", "name", "wan", "netns", &nb.0,
+    ]);
+    for (ns, addrs) in [
+        (&na, ["10.97.0.1/24", "10.97.0.11/24", "10.2.0.1/32"]),
+        (&nb, ["10.97.0.2/24", "10.97.0.12/24", "10.1.0.1/32"]),
+    ] {
+        for a in addrs {
+            let dev = if a.ends_with("/32") { "lo" } else { "wan" };
+            ip(&["-n", &ns.0, "addr", "add", a, "dev", dev]);
+        }
+        ip(&["-n", &ns.0, "link", "set", "wan", "up"]);
+    }
+    let (da, db) = (Dir::new("rl-a"), Dir::new("rl-b"));
+    // `a` initiates both; `b` accepts either ESP proposal on the second tunnel.
+    let config = |dir: &Dir, me: [&str; 2], peer: [&str; 2], esp2: &str, extra_route: &str| {
+        let d = dir.0.display();
+        let (initiate, lan, in1, in2) = if me[0] == "10.97.0.1" {
+            (
+                "true",
+                "10.1.0.0/24",
+                ("169.254.30.1", "169.254.30.2"),
+                ("169.254.31.1", "169.254.31.2"),
+            )
+        } else {
+            (
+                "false",
+                "10.2.0.0/24",
+                ("169.254.30.2", "169.254.30.1"),
+                ("169.254.31.2", "169.254.31.1"),
+            )
+        };
+        let conn = |name: &str, l: &str, p: &str, esp: &str, cidr: &str, inside: (&str, &str)| {
+            format!(
+                "[[connection]]\nname = \"{name}\"\nlocal_address = \"{l}\"\npeer_address = \"{p}\"\n\
+                 psk_file = \"{d}/psk\"\nike_proposals = [\"aes128gcm16-prfsha256-x25519\"]\n\
+                 esp_proposals = [{esp}]\nmode = \"route\"\ntunnel_cidr = \"{cidr}\"\n\
+                 local_inside = \"{}\"\npeer_inside = \"{}\"\ninitiate = {initiate}\n\n",
+                inside.0, inside.1
+            )
+        };
+        let text = format!(
+            "[gateway]\nname = \"gw\"\ntun = \"{TUN}\"\nstate_dir = \"{d}/state\"\n\n\
+             [api]\nsocket = \"{d}/run/api.sock\"\n\n{}{}\
+             [[route]]\nprefix = \"{lan}\"\nconnection = \"one\"\n\n{extra_route}",
+            conn(
+                "one",
+                me[0],
+                peer[0],
+                "\"aes128gcm16\"",
+                "169.254.30.0/30",
+                in1
+            ),
+            conn("two", me[1], peer[1], esp2, "169.254.31.0/30", in2),
+        );
+        fs::write(dir.config(), text).unwrap();
+    };
+    let a_addrs = ["10.97.0.1", "10.97.0.11"];
+    let b_addrs = ["10.97.0.2", "10.97.0.12"];
+    config(&da, a_addrs, b_addrs, "\"aes128gcm16\"", "");
+    config(
+        &db,
+        b_addrs,
+        a_addrs,
+        "\"aes128gcm16\", \"aes256gcm16\"",
+        "",
+    );
+    let b = Daemon::start(&nb, &db);
+    let a = Daemon::start(&na, &da);
+
+    let sas = |sock: &Path| -> Vec<(String, String, String)> {
+        json(sock, &["sa", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["connection"].as_str().unwrap().to_owned(),
+                    s["spi_in"].as_str().unwrap().to_owned(),
+                    s["proposal"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !done() {
+            assert!(
+                t.elapsed() < Duration::from_secs(15),
+                "{what}:\n{}\n{}",
+                da.log(),
+                db.log()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait("both tunnels up", &|| {
+        let s = sas(&a.socket);
+        s.len() == 2 && s.iter().all(|(_, _, p)| p == "ESP:aes128gcm16")
+    });
+    let before = sas(&a.socket);
+    let one_before = before.iter().find(|s| s.0 == "one").unwrap().clone();
+
+    config(
+        &da,
+        a_addrs,
+        b_addrs,
+        "\"aes256gcm16\"",
+        "[[route]]\nprefix = \"10.1.7.0/24\"\nconnection = \"one\"\n",
+    );
+    let report = json(&a.socket, &["reload"]);
+    assert_eq!(report["changed"], serde_json::json!(["two"]), "{report:#}");
+    assert_eq!(
+        report["unchanged"],
+        serde_json::json!(["one"]),
+        "{report:#}"
+    );
+    assert_eq!(report["routes_changed"], true);
+
+    wait("tunnel two rebuilt with the new proposal", &|| {
+        sas(&a.socket)
+            .iter()
+            .any(|(c, _, p)| c == "two" && p == "ESP:aes256gcm16")
+    });
+    let after = sas(&a.socket);
+    assert!(
+        after.contains(&one_before),
+        "tunnel one kept its SA: before {before:?}, after {after:?}"
+    );
+    let two_before = before.iter().find(|s| s.0 == "two").unwrap();
+    assert!(!after.contains(two_before), "{after:?}");
+    assert!(
+        ip_out(&["-n", &na.0, "route", "show", "10.1.7.0/24"]).contains(TUN),
+        "the new route is in the kernel"
+    );
+    drop((a, b));
 }
 
 fn wait_for_log(dir: &Dir, needle: &str) {

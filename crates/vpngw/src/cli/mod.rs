@@ -17,8 +17,8 @@ use serde::Serialize;
 use crate::{
     api,
     daemon::model::{
-        AdminChange, ConnectionInfo, ModeInfo, PublishChange, PublishRequest, RouteView, SaView,
-        Status, TunnelState,
+        AdminChange, ConnectionInfo, ModeInfo, PublishChange, PublishRequest, ReloadReport,
+        RouteView, SaView, Status, TunnelState,
     },
     output,
 };
@@ -43,6 +43,54 @@ pub(crate) struct Target {
 pub(crate) struct StatusArgs {
     #[command(flatten)]
     target: Target,
+}
+
+/// `vpngw reload`.
+#[derive(Debug, Args)]
+pub(crate) struct ReloadArgs {
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `vpngw reload`: the daemon re-reads its file and applies what changed; a refusal (errors
+/// in the file, a change only a restart applies) lists every reason and changes nothing.
+pub(crate) fn reload(args: ReloadArgs) -> Result<ExitCode> {
+    let t = &args.target;
+    let r: ReloadReport = api::post(socket(t)?, "/v1/reload", &serde_json::json!({}))?;
+    if t.json {
+        print_json(&r)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = [
+        ("added", &r.added),
+        ("removed", &r.removed),
+        ("changed (rebuilt)", &r.changed),
+        ("unchanged (SAs kept)", &r.unchanged),
+    ]
+    .into_iter()
+    .map(|(what, names)| {
+        vec![
+            what.to_owned(),
+            if names.is_empty() {
+                "-".to_owned()
+            } else {
+                names.join(", ")
+            },
+        ]
+    })
+    .chain([vec![
+        "routes".to_owned(),
+        if r.routes_changed {
+            "changed"
+        } else {
+            "unchanged"
+        }
+        .to_owned(),
+    ]])
+    .collect();
+    println!("reload applied");
+    print!("{}", output::table(&["connections", ""], &rows));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `vpngw conn …`.

@@ -60,13 +60,6 @@ pub(crate) struct Config {
     pub(crate) routes: Vec<Route>,
     /// Where each field came from, for errors found after reading.
     #[serde(skip)]
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "read by `reload` once it applies changes (issue 5)"
-        )
-    )]
     pub(crate) origin: Origin,
 }
 

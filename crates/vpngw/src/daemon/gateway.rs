@@ -19,11 +19,11 @@ use tracing::Span;
 use super::{
     metrics::{Exposition, Metrics},
     model::{
-        AdminChange, AdminState, ConnectionCounts, ConnectionInfo, PublishChange, RouteView,
-        SaView, Snapshot, Status, TunInfo, TunnelState,
+        AdminChange, AdminState, ConnectionCounts, ConnectionInfo, PublishChange, ReloadReport,
+        RouteView, SaView, Snapshot, Status, TunInfo, TunnelState,
     },
     store::Store,
-    tunnel::EngineCommand,
+    tunnel::{EngineCommand, Reconfigure},
 };
 use crate::config::{self, Config};
 
@@ -47,7 +47,13 @@ pub(crate) enum GatewayError {
     NoFabric,
     #[error("the fabric refused: {0:#}")]
     Fabric(anyhow::Error),
+    /// A reload was refused; nothing changed.
+    #[error("reload refused, nothing changed:\n{}", .0.join("\n"))]
+    Reload(Vec<String>),
 }
+
+/// A reload request: the main task answers on the channel.
+pub(crate) type ReloadRequest = tokio::sync::oneshot::Sender<Result<ReloadReport, Vec<String>>>;
 
 /// One connection at run time.
 #[derive(Debug)]
@@ -69,7 +75,8 @@ pub(crate) struct Gateway {
     name: String,
     started: Instant,
     tun: TunInfo,
-    routes: Vec<config::Route>,
+    /// Replaced whole by a reload.
+    routes: Mutex<Vec<config::Route>>,
     /// In configuration order.
     conns: Mutex<Vec<Conn>>,
     store: Store,
@@ -82,6 +89,8 @@ pub(crate) struct Gateway {
     published: Mutex<BTreeMap<IpNet, bool>>,
     /// Admin state changes go to the tunnel engine.
     engine: mpsc::UnboundedSender<EngineCommand>,
+    /// Reload requests go to the main task.
+    reloads: Mutex<Option<mpsc::UnboundedSender<ReloadRequest>>>,
 }
 
 impl Gateway {
@@ -139,7 +148,7 @@ impl Gateway {
             name: cfg.gateway.name.clone(),
             started: Instant::now(),
             tun,
-            routes: cfg.routes.clone(),
+            routes: Mutex::new(cfg.routes.clone()),
             conns: Mutex::new(conns),
             store,
             metrics,
@@ -147,7 +156,120 @@ impl Gateway {
             fabric: cfg.fabric.as_ref().map(|f| f.socket.clone()),
             published: Mutex::new(published),
             engine,
+            reloads: Mutex::new(None),
         })
+    }
+
+    fn routes_now(&self) -> Vec<config::Route> {
+        self.routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Hands a reload's changes to the tunnel engine.
+    pub(crate) fn reconfigure(&self, r: Reconfigure) {
+        // The engine stops only with the daemon; nothing is left to change then.
+        let _ = self.engine.send(EngineCommand::Reconfigure(Box::new(r)));
+    }
+
+    /// Where `POST /v1/reload` sends its requests: the daemon's main task, which owns the
+    /// configuration.
+    pub(crate) fn set_reloader(&self, tx: mpsc::UnboundedSender<ReloadRequest>) {
+        *self.reloads.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+    }
+
+    /// `POST /v1/reload`: asks the main task and waits for its verdict.
+    pub(crate) async fn request_reload(&self) -> Result<ReloadReport, GatewayError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self
+            .reloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|r| r.send(tx).is_ok());
+        if !sent {
+            return Err(GatewayError::Reload(vec![
+                "this daemon does not take reloads".to_owned(),
+            ]));
+        }
+        rx.await
+            .map_err(|_| GatewayError::Reload(vec!["the daemon is stopping".to_owned()]))?
+            .map_err(GatewayError::Reload)
+    }
+
+    /// A reload, the gateway's part: connections in the new order (unchanged ones keep
+    /// their state; changed and added ones start down), the new routes, and publications
+    /// brought in line with the fabric. Returns the admin state of each connection the engine
+    /// is to add. Blocking (the fabric): call it off the async runtime.
+    pub(crate) fn reload(&self, new: &Config, diff: &config::ConfigDiff) -> Vec<(String, bool)> {
+        let saved = self.store.admin_states().unwrap_or_default();
+        let mut added = Vec::new();
+        {
+            let mut conns = self.lock();
+            let mut old: Vec<Conn> = std::mem::take(&mut *conns);
+            for c in &new.connections {
+                let kept = diff
+                    .unchanged
+                    .contains(&c.name)
+                    .then(|| old.iter().position(|o| o.config.name == c.name))
+                    .flatten()
+                    .map(|i| old.remove(i));
+                let conn = kept.unwrap_or_else(|| {
+                    let admin = saved.get(&c.name).copied().unwrap_or(AdminState::Up);
+                    added.push((c.name.clone(), admin == AdminState::Down));
+                    let span = tracing::info_span!("connection", name = %c.name);
+                    span.in_scope(|| tracing::info!(admin_state = %admin, "connection (re)loaded"));
+                    Conn {
+                        config: c.clone(),
+                        state: TunnelState::Down,
+                        admin,
+                        healthy: c.health_check.as_ref().map(|_| true),
+                        revoked: false,
+                        span,
+                    }
+                });
+                conns.push(conn);
+            }
+            for gone in old {
+                gone.span
+                    .in_scope(|| tracing::info!("connection removed by a reload"));
+            }
+        }
+        *self.routes.lock().unwrap_or_else(PoisonError::into_inner) = new.routes.clone();
+        let stored = self.store.publications().unwrap_or_default();
+        let (before, after) = {
+            let mut published = self
+                .published
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let before = published.clone();
+            *published = new
+                .routes
+                .iter()
+                .map(|r| {
+                    let on = before
+                        .get(&r.prefix)
+                        .or_else(|| stored.get(&r.prefix))
+                        .copied()
+                        .unwrap_or(r.publish);
+                    (r.prefix, on)
+                })
+                .collect();
+            (before, published.clone())
+        };
+        if let Some(fabric) = &self.fabric {
+            let was = |p: &IpNet| before.get(p) == Some(&true);
+            let is = |p: &IpNet| after.get(p) == Some(&true);
+            for p in before.keys().chain(after.keys()) {
+                if was(p) != is(p) {
+                    if let Err(e) = tell_fabric(fabric, &self.name, *p, is(p)) {
+                        tracing::warn!(prefix = %p, "reload: telling the fabric: {e:#}");
+                    }
+                }
+            }
+        }
+        added
     }
 
     /// The counters the tunnel engine updates.
@@ -170,7 +292,7 @@ impl Gateway {
             .published
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        self.routes
+        self.routes_now()
             .iter()
             .map(|r| RouteView {
                 prefix: r.prefix,
@@ -282,7 +404,7 @@ impl Gateway {
     }
 
     fn info(&self, c: &Conn) -> ConnectionInfo {
-        let mut info = ConnectionInfo::new(&c.config, &self.routes, c.state, c.admin);
+        let mut info = ConnectionInfo::new(&c.config, &self.routes_now(), c.state, c.admin);
         info.healthy = c.healthy;
         let block = c.config.on_tunnel_down == config::OnTunnelDown::Block;
         info.routes_in = (c.state == TunnelState::Up || block) && !c.revoked;
@@ -370,7 +492,7 @@ impl Gateway {
             c.span.in_scope(|| {
                 tracing::info!(healthy, routes_revoked = revoked, "health check changed");
             });
-            self.routes
+            self.routes_now()
                 .iter()
                 .filter(|r| r.connection == name)
                 .map(|r| r.prefix)

@@ -4,7 +4,8 @@
 //! ```text
 //!   start: config ─► state db (lock) ─► API socket ─► TUN ─► UDP 500/4500 ─► TCP API ─► ready
 //!
-//!   main task: signals ── SIGHUP: re-read and validate the config, log the diff (not applied)
+//!   main task: signals ── SIGHUP, POST /v1/reload: re-read the config, apply what changed
+//!      │                │  (changed tunnels rebuilt, the others' SAs untouched)
 //!      │                └ SIGTERM, SIGINT: stop (below)
 //!      ├── API, Unix socket [api] socket (0600) ─┐
 //!      ├── API, TCP [api] listen (bearer token) ─┴─► Gateway { connections, store, metrics }
@@ -53,10 +54,11 @@ use tokio::{
 use self::{
     gateway::Gateway,
     metrics::{Counter, Metrics},
+    model::ReloadReport,
     outer::OuterSockets,
     store::Store,
     tun::Tun,
-    tunnel::Engine,
+    tunnel::{Engine, Reconfigure},
 };
 use crate::{
     api,
@@ -126,7 +128,7 @@ impl Drop for SocketFile {
     }
 }
 
-async fn serve(path: PathBuf, cfg: Config) -> Result<()> {
+async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
     let mut signals = Signals::new().context("installing signal handlers")?;
     let token = match &cfg.api.tcp {
         Some(t) => Some(t.token.load().context("reading [api] token_file")?),
@@ -167,6 +169,9 @@ async fn serve(path: PathBuf, cfg: Config) -> Result<()> {
         &gw.admin_down(),
         events,
     )?;
+    let (reload_tx, mut reloads) = mpsc::unbounded_channel();
+    gw.set_reloader(reload_tx);
+    let listening: Vec<std::net::IpAddr> = outer.by_address.keys().copied().collect();
     let (engine_stop, engine_stopped) = watch::channel(false);
     let engine = tokio::spawn(engine.run(engine_commands, engine_stopped));
     let mut tasks = JoinSet::new();
@@ -242,7 +247,12 @@ async fn serve(path: PathBuf, cfg: Config) -> Result<()> {
         tokio::select! {
             _ = signals.term.recv() => break Ok("SIGTERM"),
             _ = signals.int.recv() => break Ok("SIGINT"),
-            _ = signals.hup.recv() => reload(&path, &cfg),
+            _ = signals.hup.recv() => {
+                let _ = reload(&path, &mut cfg, &gw, &listening).await;
+            }
+            Some(reply) = reloads.recv() => {
+                let _ = reply.send(reload(&path, &mut cfg, &gw, &listening).await);
+            }
             Some(r) = servers.join_next() => {
                 // axum retries failed accepts itself; a server ends only when told to.
                 break Err(match r {
@@ -282,35 +292,106 @@ async fn serve(path: PathBuf, cfg: Config) -> Result<()> {
     outcome.map(|_| ())
 }
 
-/// SIGHUP: reads the file again and validates it. Applying a reload — rebuilding the changed
-/// tunnels in the engine, leaving the others' SAs alone — is still to come (issue 5): today
-/// the daemon only logs what would change and keeps running the configuration it started with.
-fn reload(path: &Path, running: &Config) {
-    match Config::load(path) {
-        Err(errors) => {
-            for e in errors.iter() {
-                tracing::warn!("{e}");
+/// SIGHUP or `POST /v1/reload`: reads the file again and applies what changed. Connections
+/// whose settings are equal keep their SAs; changed ones are deleted and started again;
+/// routes and publications follow. What only a restart can change (`[gateway]`, `[api]`,
+/// `[fabric]`, a local address with no socket) refuses the whole reload, as does any error
+/// in the file: a refused reload changes nothing.
+async fn reload(
+    path: &Path,
+    running: &mut Config,
+    gw: &Arc<Gateway>,
+    listening: &[std::net::IpAddr],
+) -> Result<ReloadReport, Vec<String>> {
+    let result = plan_reload(path, running, listening);
+    let new = match result {
+        Ok(new) => new,
+        Err(problems) => {
+            for p in &problems {
+                tracing::warn!("reload: {p}");
             }
             tracing::warn!(
-                errors = errors.len(),
-                "SIGHUP: {} has errors; reload rejected, the running configuration is unchanged",
+                "reload of {} refused; the running configuration is unchanged",
                 path.display()
             );
+            return Err(problems);
         }
-        Ok(new) => {
-            let d = config::diff(running, &new);
-            tracing::info!(
-                added = ?d.added,
-                removed = ?d.removed,
-                changed = ?d.changed,
-                unchanged = ?d.unchanged,
-                routes_changed = running.routes != new.routes,
-                gateway_changed = running.gateway != new.gateway,
-                api_changed = running.api != new.api,
-                "SIGHUP: {} is valid; NOT applied (applying a reload is not implemented yet, \
-                 issue 5): the daemon still runs the configuration it started with",
-                path.display()
+    };
+    let d = config::diff(running, &new);
+    let routes_changed = running.routes != new.routes;
+    let (g, n, dd) = (gw.clone(), new.clone(), d.clone());
+    let added = tokio::task::spawn_blocking(move || g.reload(&n, &dd))
+        .await
+        .map_err(|e| vec![format!("reload: {e}")])?;
+    let add = added
+        .into_iter()
+        .filter_map(|(name, down)| new.connection(&name).map(|c| (c.clone(), down)))
+        .collect();
+    gw.reconfigure(Reconfigure {
+        remove: d.removed.iter().chain(&d.changed).cloned().collect(),
+        add,
+        routes: new.routes.clone(),
+        connections: new.connections.clone(),
+    });
+    tracing::info!(
+        added = ?d.added,
+        removed = ?d.removed,
+        changed = ?d.changed,
+        unchanged = ?d.unchanged,
+        routes_changed,
+        "reload of {} applied",
+        path.display()
+    );
+    *running = new;
+    Ok(ReloadReport {
+        added: d.added,
+        removed: d.removed,
+        changed: d.changed,
+        unchanged: d.unchanged,
+        routes_changed,
+    })
+}
+
+/// The new configuration, or everything that stops it from being applied without a restart.
+fn plan_reload(
+    path: &Path,
+    running: &Config,
+    listening: &[std::net::IpAddr],
+) -> Result<Config, Vec<String>> {
+    let new = Config::load(path)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let mut problems = Vec::new();
+    for (key, same) in [
+        ("gateway", running.gateway == new.gateway),
+        ("api", running.api == new.api),
+        ("fabric", running.fabric == new.fabric),
+    ] {
+        if !same {
+            let e = new.origin.error(
+                key,
+                format!("[{key}] changed: restart the daemon to apply it"),
             );
+            problems.push(e.to_string());
         }
+    }
+    for (i, c) in new.connections.iter().enumerate() {
+        if !listening.contains(&c.local_address) {
+            let listens: Vec<String> = listening.iter().map(ToString::to_string).collect();
+            let e = new.origin.error(
+                &format!("connection[{i}].local_address"),
+                format!(
+                    "{} has no socket in this daemon (it listens on {}): restart the daemon \
+                     to apply it",
+                    c.local_address,
+                    listens.join(", ")
+                ),
+            );
+            problems.push(e.to_string());
+        }
+    }
+    if problems.is_empty() {
+        Ok(new)
+    } else {
+        Err(problems)
     }
 }

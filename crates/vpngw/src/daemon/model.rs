@@ -393,6 +393,21 @@ pub(crate) struct PublishRequest {
     pub(crate) prefix: IpNet,
 }
 
+/// What a reload did (`POST /v1/reload`, `vpngw reload`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ReloadReport {
+    /// Connections added and started.
+    pub(crate) added: Vec<String>,
+    /// Connections deleted (DELETE sent to their peers).
+    pub(crate) removed: Vec<String>,
+    /// Connections rebuilt: deleted, then started with the new settings.
+    pub(crate) changed: Vec<String>,
+    /// Connections left alone, SAs and all.
+    pub(crate) unchanged: Vec<String>,
+    /// Whether the `[[route]]` list changed (routes reprogrammed, publications synced).
+    pub(crate) routes_changed: bool,
+}
+
 /// The answer to a publish or withdraw.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PublishChange {

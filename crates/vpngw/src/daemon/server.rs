@@ -33,8 +33,8 @@ use super::{
     gateway::{Gateway, GatewayError},
     metrics,
     model::{
-        AdminChange, AdminState, ConnectionInfo, PublishChange, PublishRequest, RouteView, SaView,
-        Status,
+        AdminChange, AdminState, ConnectionInfo, PublishChange, PublishRequest, ReloadReport,
+        RouteView, SaView, Status,
     },
 };
 use crate::{api::ApiError, config::secret::Secret};
@@ -80,6 +80,7 @@ fn routes() -> Routes {
     .get("/v1/routes", routes_list)
     .post("/v1/routes/publish", publish)
     .post("/v1/routes/withdraw", withdraw)
+    .post("/v1/reload", reload)
     .get("/metrics", metrics_text)
     .get("/openapi.json", openapi)
 }
@@ -143,6 +144,7 @@ impl From<GatewayError> for ApiError {
             GatewayError::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             GatewayError::NoFabric => StatusCode::CONFLICT,
             GatewayError::Fabric(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::Reload(_) => StatusCode::UNPROCESSABLE_ENTITY,
         };
         Self(status, e.to_string())
     }
@@ -206,6 +208,10 @@ async fn set_published(
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map(Json)
         .map_err(ApiError::from)
+}
+
+async fn reload(State(gw): State<Shared>) -> Result<Json<ReloadReport>, ApiError> {
+    gw.request_reload().await.map(Json).map_err(ApiError::from)
 }
 
 async fn sas(State(gw): State<Shared>) -> Json<Vec<SaView>> {

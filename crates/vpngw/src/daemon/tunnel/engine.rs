@@ -78,6 +78,21 @@ pub(crate) enum EngineCommand {
     Up(String),
     /// Admin state down: delete its IKE SA and children (DELETE to the peer), and stay down.
     Down(String),
+    /// A reload's changes.
+    Reconfigure(Box<Reconfigure>),
+}
+
+/// What a reload changes in the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reconfigure {
+    /// Connections to delete (removed, or changed: deleted, then added again).
+    pub(crate) remove: Vec<String>,
+    /// Connections to add and start (unless held down by the operator).
+    pub(crate) add: Vec<(config::Connection, bool)>,
+    /// The whole new `[[route]]` list.
+    pub(crate) routes: Vec<config::Route>,
+    /// The whole new connection list.
+    pub(crate) connections: Vec<config::Connection>,
 }
 
 /// The outbound side of one connection: the SA in use, and where its packets go.
@@ -161,16 +176,6 @@ impl Engine {
                 )
             })
             .collect();
-        let mut routes = Table::new();
-        for r in &cfg.routes {
-            let route = Route::new(
-                r.prefix,
-                NextHop::Connection(r.connection.clone()),
-                Source::Static,
-            )
-            .with_weight(r.weight);
-            routes.insert(route);
-        }
         let mut engine = Self {
             ike: Endpoint::new(
                 EndpointConfig {
@@ -186,7 +191,7 @@ impl Engine {
             sad: SadIn::new(),
             conns: HashMap::new(),
             by_name: HashMap::new(),
-            routes,
+            routes: Table::new(),
             sockets,
             tun,
             tun_name: cfg.gateway.tun.clone(),
@@ -202,48 +207,10 @@ impl Engine {
         };
         let now = std::time::Instant::now();
         for c in &cfg.connections {
-            if let Mode::Route { tunnel_cidr, .. } = &c.mode {
-                let inside = Route::new(
-                    (*tunnel_cidr).into(),
-                    NextHop::Connection(c.name.clone()),
-                    Source::Connected,
-                );
-                engine.routes.insert(inside);
-            }
-            let prefixes = cfg
-                .routes
-                .iter()
-                .filter(|r| r.connection == c.name)
-                .map(|r| r.prefix)
-                .collect();
-            let mut ike_conn = ike_connection(c)?;
             // An operator's `conn down` outlives restarts: such a connection does not start.
-            ike_conn.initiate &= !admin_down.contains(&c.name);
-            let id = engine.ike.add_connection(now, ike_conn);
-            engine.conns.insert(
-                id,
-                Conn {
-                    name: c.name.clone(),
-                    out: None,
-                    pending_out: None,
-                    prefixes,
-                    block: c.on_tunnel_down == OnTunnelDown::Block,
-                    routed: false,
-                    health: c.health_check.as_ref().map(|h| {
-                        // Distinct per connection, so replies are never mistaken.
-                        let ident = 0x7600 | (engine.conns.len() as u16 & 0xff);
-                        (HealthCheck::new(h, ident, now), h.policy)
-                    }),
-                    revoked: false,
-                    ike_proposal: String::new(),
-                    retired: Traffic::default(),
-                },
-            );
-            engine.by_name.insert(c.name.clone(), id);
-            if c.on_tunnel_down == OnTunnelDown::Block {
-                engine.set_kernel_routes(id, true);
-            }
+            engine.add_conn(c, admin_down.contains(&c.name), now)?;
         }
+        engine.set_routes(&cfg.routes, &cfg.connections);
         Ok(engine)
     }
 
@@ -318,14 +285,141 @@ impl Engine {
 
     fn command(&mut self, cmd: EngineCommand) {
         let now = std::time::Instant::now();
-        let (EngineCommand::Up(name) | EngineCommand::Down(name)) = &cmd;
+        match cmd {
+            EngineCommand::Up(name) => {
+                if let Some(&id) = self.by_name.get(&name) {
+                    self.ike.initiate(now, id);
+                }
+            }
+            EngineCommand::Down(name) => {
+                if let Some(&id) = self.by_name.get(&name) {
+                    self.ike.terminate(now, id);
+                }
+            }
+            EngineCommand::Reconfigure(r) => self.reconfigure(&r, now),
+        }
+    }
+
+    /// Adds a connection (and starts it unless `admin_down`); its routes come with
+    /// [`Engine::set_routes`].
+    fn add_conn(
+        &mut self,
+        c: &config::Connection,
+        admin_down: bool,
+        now: std::time::Instant,
+    ) -> Result<()> {
+        let mut ike_conn = ike_connection(c)?;
+        ike_conn.initiate &= !admin_down;
+        let id = self.ike.add_connection(now, ike_conn);
+        self.conns.insert(
+            id,
+            Conn {
+                name: c.name.clone(),
+                out: None,
+                pending_out: None,
+                prefixes: Vec::new(),
+                block: c.on_tunnel_down == OnTunnelDown::Block,
+                routed: false,
+                health: c.health_check.as_ref().map(|h| {
+                    // Distinct per connection, so replies are never mistaken.
+                    let ident = 0x7600 | (id.0 as u16 & 0xff);
+                    (HealthCheck::new(h, ident, now), h.policy)
+                }),
+                revoked: false,
+                ike_proposal: String::new(),
+                retired: Traffic::default(),
+            },
+        );
+        self.by_name.insert(c.name.clone(), id);
+        Ok(())
+    }
+
+    /// Deletes a connection: DELETE to the peer, its SAs and kernel routes gone.
+    fn remove_conn(&mut self, name: &str, now: std::time::Instant) {
         let Some(&id) = self.by_name.get(name) else {
             return;
         };
-        match cmd {
-            EngineCommand::Up(_) => self.ike.initiate(now, id),
-            EngineCommand::Down(_) => self.ike.terminate(now, id),
+        self.ike.remove_connection(now, id);
+        // Its Down events now, while the connection still has its name and routes.
+        while let Some(ev) = self.ike.poll_event() {
+            self.apply(ev);
         }
+        self.set_kernel_routes(id, false);
+        self.conns.remove(&id);
+        self.by_name.remove(name);
+    }
+
+    /// The forwarding table from `[[route]]`s and the route-based connections' inside /30s;
+    /// kernel routes follow, prefix by prefix, for connections whose routes are in.
+    fn set_routes(&mut self, routes: &[config::Route], conns: &[config::Connection]) {
+        let mut table = Table::new();
+        for r in routes {
+            table.insert(
+                Route::new(
+                    r.prefix,
+                    NextHop::Connection(r.connection.clone()),
+                    Source::Static,
+                )
+                .with_weight(r.weight),
+            );
+        }
+        for c in conns {
+            if let Mode::Route { tunnel_cidr, .. } = &c.mode {
+                table.insert(Route::new(
+                    (*tunnel_cidr).into(),
+                    NextHop::Connection(c.name.clone()),
+                    Source::Connected,
+                ));
+            }
+        }
+        self.routes = table;
+        self.kernel
+            .set_peers(conns.iter().map(|c| c.peer_address).collect());
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            let want: Vec<ipnet::IpNet> = routes
+                .iter()
+                .filter(|r| r.connection == c.name)
+                .map(|r| r.prefix)
+                .collect();
+            if c.routed {
+                let gone: Vec<_> = c
+                    .prefixes
+                    .iter()
+                    .filter(|p| !want.contains(p))
+                    .copied()
+                    .collect();
+                let new: Vec<_> = want
+                    .iter()
+                    .filter(|p| !c.prefixes.contains(p))
+                    .copied()
+                    .collect();
+                self.kernel.remove(&gone);
+                self.kernel.add(&new);
+            }
+            c.prefixes = want;
+            if c.block {
+                self.set_kernel_routes(id, true);
+            }
+        }
+    }
+
+    /// A reload: removed and changed connections go (DELETE to their peers), added and
+    /// changed ones come (and start), routes are reprogrammed; every other connection's SAs
+    /// are left alone.
+    fn reconfigure(&mut self, r: &Reconfigure, now: std::time::Instant) {
+        for name in &r.remove {
+            self.remove_conn(name, now);
+        }
+        for (c, admin_down) in &r.add {
+            if let Err(e) = self.add_conn(c, *admin_down, now) {
+                tracing::error!(conn = %c.name, "reload: {e:#}");
+            }
+        }
+        self.set_routes(&r.routes, &r.connections);
     }
 
     async fn handle_udp(&mut self, local: SocketAddr, remote: SocketAddr, data: &mut [u8]) {

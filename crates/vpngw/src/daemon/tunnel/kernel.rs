@@ -44,6 +44,11 @@ impl KernelRoutes {
         }
     }
 
+    /// The peers' addresses after a reload; pins already made stay until unneeded.
+    pub(crate) fn set_peers(&mut self, peers: Vec<IpAddr>) {
+        self.peers = peers;
+    }
+
     /// Routes `prefixes` through the TUN device, pinning any peer they contain first.
     /// Failures are logged: a route the kernel refuses must not stop the tunnel.
     pub(crate) fn add(&mut self, prefixes: &[IpNet]) {

@@ -17,7 +17,7 @@ mod engine;
 mod health;
 mod kernel;
 
-pub(crate) use engine::{Engine, EngineCommand, EngineEvent};
+pub(crate) use engine::{Engine, EngineCommand, EngineEvent, Reconfigure};
 
 use super::{gateway::Gateway, model::TunnelState};
 
