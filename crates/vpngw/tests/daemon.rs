@@ -1302,12 +1302,17 @@ fn health_check_revokes_routes_or_keeps_them() {
         assert_eq!(conn("state"), "up", "the tunnel itself stays up");
         let (code, body) = unix_http(&a.socket, "GET", "/metrics");
         assert_eq!(code, 200);
+        let samples = parse_prometheus(&body);
+        assert_eq!(
+            sample(&samples, "vpngw_health_check_up{connection=\"peer\"}"),
+            0.0
+        );
         assert_eq!(
             sample(
-                &parse_prometheus(&body),
-                "vpngw_health_check_up{connection=\"peer\"}"
+                &samples,
+                "vpngw_health_check_failures_total{connection=\"peer\"}"
             ),
-            0.0
+            1.0
         );
         if policy == "revoke_routes" {
             assert!(route().is_empty(), "revoked: {}", route());

@@ -65,8 +65,23 @@ struct Conn {
     healthy: Option<bool>,
     /// A failed health check (`revoke_routes`) took the routes out.
     revoked: bool,
+    /// Event counts since start, for `/metrics`.
+    counts: ConnCounts,
     /// `connection{name=…}`: every event about this connection is logged inside it.
     span: Span,
+}
+
+/// What happened to a connection since the daemon started.
+#[derive(Debug, Default, Clone, Copy)]
+struct ConnCounts {
+    /// Child SAs replaced by a rekey.
+    child_rekeys: u64,
+    /// IKE SAs declared dead by DPD.
+    dpd_failures: u64,
+    /// Times the tunnel went from up to down.
+    tunnel_down: u64,
+    /// Health check failures.
+    health_failures: u64,
 }
 
 /// The gateway at run time.
@@ -126,6 +141,7 @@ impl Gateway {
                     admin,
                     healthy: c.health_check.as_ref().map(|_| true),
                     revoked: false,
+                    counts: ConnCounts::default(),
                     span,
                 }
             })
@@ -226,6 +242,7 @@ impl Gateway {
                         admin,
                         healthy: c.health_check.as_ref().map(|_| true),
                         revoked: false,
+                        counts: ConnCounts::default(),
                         span,
                     }
                 });
@@ -467,10 +484,26 @@ impl Gateway {
         if c.state != state {
             let previous = c.state;
             c.state = state;
+            if previous == TunnelState::Up && state == TunnelState::Down {
+                c.counts.tunnel_down += 1;
+            }
             c.span
                 .in_scope(|| tracing::info!(from = %previous, to = %state, "tunnel state changed"));
         }
         true
+    }
+
+    /// A child SA replaced by a rekey, or an IKE SA declared dead by DPD.
+    pub(crate) fn count(&self, name: &str, rekey: bool) {
+        let mut conns = self.lock();
+        if let Ok(i) = find(&conns, name) {
+            let c = &mut conns[i].counts;
+            if rekey {
+                c.child_rekeys += 1;
+            } else {
+                c.dpd_failures += 1;
+            }
+        }
     }
 
     /// The health check's verdict changed; `revoked` when the engine took the routes out for
@@ -484,6 +517,9 @@ impl Gateway {
                 return;
             };
             let c = &mut conns[i];
+            if c.healthy == Some(true) && !healthy {
+                c.counts.health_failures += 1;
+            }
             c.healthy = Some(healthy);
             let was = std::mem::replace(&mut c.revoked, revoked);
             if was == revoked {
@@ -556,6 +592,33 @@ impl Gateway {
                     &[("connection", &c.config.name)],
                     u64::from(c.admin == AdminState::Up),
                 );
+            }
+            for (name, help, get) in [
+                (
+                    "vpngw_child_sa_rekeys_total",
+                    "Child SAs replaced by a rekey (make-before-break).",
+                    (|k: &ConnCounts| k.child_rekeys) as fn(&ConnCounts) -> u64,
+                ),
+                (
+                    "vpngw_dpd_failures_total",
+                    "IKE SAs declared dead by dead peer detection.",
+                    |k| k.dpd_failures,
+                ),
+                (
+                    "vpngw_tunnel_down_total",
+                    "Times the tunnel went from up to down, for any reason.",
+                    |k| k.tunnel_down,
+                ),
+                (
+                    "vpngw_health_check_failures_total",
+                    "Times the health check declared the path inside the tunnel broken.",
+                    |k| k.health_failures,
+                ),
+            ] {
+                out.family(name, "counter", help);
+                for c in conns.iter() {
+                    out.sample(name, &[("connection", &c.config.name)], get(&c.counts));
+                }
             }
             out.family(
                 "vpngw_health_check_up",

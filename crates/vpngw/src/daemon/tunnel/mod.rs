@@ -42,8 +42,11 @@ pub(crate) fn apply_to(gw: &Gateway, ev: &EngineEvent) {
         EngineEvent::ChildDown { conn, reason, .. } if *reason != ike::DownReason::Rekeyed => {
             gw.set_state(conn, TunnelState::Down);
         }
-        EngineEvent::ChildDown { .. } => {}
-        EngineEvent::IkeDown { conn, .. } => {
+        EngineEvent::ChildDown { conn, .. } => gw.count(conn, true),
+        EngineEvent::IkeDown { conn, reason } => {
+            if *reason == ike::DownReason::PeerDead {
+                gw.count(conn, false);
+            }
             gw.set_state(conn, TunnelState::Down);
         }
         EngineEvent::HealthFailed { .. } | EngineEvent::HealthRecovered { .. } => {
