@@ -81,8 +81,8 @@ enum LabCommand {
         /// 3 (BGP/BGP).
         #[arg(long, value_parser = parse_method)]
         method: Option<Method>,
-        /// The on-premises gateway: a vpngw daemon with a tunnel to the VPN gateway's vpngw
-        /// daemon, or none (the seed's starting point: the line, unencrypted).
+        /// The on-premises gateway, with a tunnel to the VPN gateway's vpngw daemon: a vpngw
+        /// daemon or strongSwan; or none (the seed's starting point: the line, unencrypted).
         #[arg(long, value_enum, default_value = "vpngw")]
         onprem: Onprem,
     },
@@ -165,6 +165,9 @@ enum LabCommand {
     Demo {
         #[arg(long, value_parser = parse_method)]
         method: Option<Method>,
+        /// The on-premises gateway: a second vpngw daemon, or strongSwan.
+        #[arg(long, value_enum, default_value = "vpngw")]
+        onprem: Onprem,
         #[arg(long)]
         json: bool,
     },
@@ -239,9 +242,9 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
         } => {
             let cfg = fabric_config(config.as_deref(), method)?;
             let up = lab.up(cfg)?;
-            if up == Up::Created && onprem == Onprem::Vpngw {
+            if up == Up::Created && onprem != Onprem::None {
                 let plan = Plan::of(&running_fabric(lab)?)?;
-                if let Err(e) = gateways::start(lab, &plan) {
+                if let Err(e) = gateways::start(lab, &plan, onprem) {
                     let _ = lab.down();
                     return Err(e);
                 }
@@ -313,7 +316,11 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
                 fabric.links().len()
             );
         }
-        LabCommand::Demo { method, json } => return demo(lab, method, json),
+        LabCommand::Demo {
+            method,
+            onprem,
+            json,
+        } => return demo(lab, method, onprem, json),
         LabCommand::Controller => controller::run(lab.clone())?,
     }
     Ok(ExitCode::SUCCESS)
@@ -333,9 +340,9 @@ fn fail(lab: &Lab, Breakable::Tunnel: Breakable, how: How, gateway: Option<Strin
                 None => Plan::of(&fabric)?.onprem.0,
             };
             if gateways::kill(lab, &node)? {
-                println!("the vpngw daemon on {node} is stopped");
+                println!("the gateway on {node} is stopped");
             } else {
-                anyhow::bail!("no vpngw daemon of this lab runs on {node}");
+                anyhow::bail!("no gateway process of this lab runs on {node}");
             }
         }
     }
@@ -351,7 +358,7 @@ fn heal(lab: &Lab, Breakable::Tunnel: Breakable) -> Result<()> {
         println!("the line carries the tunnel's packets again");
     } else {
         println!(
-            "the line carries the tunnel's packets again; restarted the daemon on {}",
+            "the line carries the tunnel's packets again; restarted the gateway on {}",
             restarted.join(", ")
         );
     }
@@ -580,13 +587,16 @@ fn verify(lab: &Lab, from: &str, to: &str, count: u16, json: bool) -> Result<Exi
     })
 }
 
-fn demo(lab: &Lab, method: Option<Method>, json: bool) -> Result<ExitCode> {
+fn demo(lab: &Lab, method: Option<Method>, onprem: Onprem, json: bool) -> Result<ExitCode> {
     lab::preflight()?;
+    if onprem == Onprem::None {
+        anyhow::bail!("the demo needs an on-premises gateway: --onprem vpngw or strongswan");
+    }
     let methods = match method {
         Some(m) => vec![m],
         None => vec![Method::One],
     };
-    Ok(if lab::demo::run(lab, &methods, json)? {
+    Ok(if lab::demo::run(lab, &methods, onprem, json)? {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

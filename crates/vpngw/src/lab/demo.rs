@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use super::{
     capture::{self, Capture},
-    gateways::{self, Plan},
+    gateways::{self, Onprem, Plan},
     probe::{self, Prober},
     Lab, Up,
 };
@@ -64,10 +64,10 @@ pub(crate) struct MethodReport {
 }
 
 /// Runs the demo for `methods`; prints progress and the closing table (or JSON).
-pub(crate) fn run(lab: &Lab, methods: &[Method], json: bool) -> Result<bool> {
+pub(crate) fn run(lab: &Lab, methods: &[Method], onprem: Onprem, json: bool) -> Result<bool> {
     let mut reports = Vec::new();
     for &m in methods {
-        let report = one(lab, m, json);
+        let report = one(lab, m, onprem, json);
         // Whatever happened, leave nothing behind.
         if let Err(e) = lab.down() {
             eprintln!("taking lab {} down: {e:#}", lab.name);
@@ -88,7 +88,7 @@ fn step(json: bool, text: &str) {
     }
 }
 
-fn one(lab: &Lab, method: Method, json: bool) -> Result<MethodReport> {
+fn one(lab: &Lab, method: Method, onprem: Onprem, json: bool) -> Result<MethodReport> {
     let m = u8::from(method);
     step(
         json,
@@ -104,7 +104,7 @@ fn one(lab: &Lab, method: Method, json: bool) -> Result<MethodReport> {
     }
     let fabric = crate::running_fabric(lab)?;
     let plan = Plan::of(&fabric)?;
-    gateways::start(lab, &plan)?;
+    gateways::start(lab, &plan, onprem)?;
     let cen = fabric
         .nodes()
         .iter()

@@ -29,6 +29,8 @@ use fabric::{Fabric, GatewayTunnel, Method, NodeKind};
 use ipnet::IpNet;
 
 use super::Lab;
+
+mod strongswan;
 use crate::{
     api,
     daemon::model::{ConnectionInfo, ModeInfo, Status, TunnelState},
@@ -38,7 +40,7 @@ use crate::{
 /// host, the on-premises end the second.
 const TUNNEL_CIDR: &str = "169.254.10.0/30";
 const CLOUD_INSIDE: &str = "169.254.10.1";
-const ONPREM_INSIDE: &str = "169.254.10.2";
+pub(super) const ONPREM_INSIDE: &str = "169.254.10.2";
 /// The connection names on each side.
 pub(crate) const ONPREM_CONN: &str = "to-vpc";
 pub(crate) const CLOUD_CONN: &str = "to-dc";
@@ -50,6 +52,9 @@ const FAIL_RULE_PREF: &str = "86";
 pub(crate) enum Onprem {
     /// A second vpngw daemon.
     Vpngw,
+    /// strongSwan's charon with its userspace ESP backend (kernel-libipsec), standing for the
+    /// vendor device a customer has.
+    Strongswan,
     /// Nothing: the seed's starting point, the line without a tunnel.
     None,
 }
@@ -107,7 +112,7 @@ impl Plan {
 }
 
 /// Where a gateway node's daemon keeps its files.
-fn dir(lab: &Lab, node: &str) -> PathBuf {
+pub(crate) fn dir(lab: &Lab, node: &str) -> PathBuf {
     lab.state_dir.join(node)
 }
 
@@ -115,13 +120,13 @@ pub(crate) fn api_socket(lab: &Lab, node: &str) -> PathBuf {
     dir(lab, node).join("api.sock")
 }
 
-fn pid_path(lab: &Lab, node: &str) -> PathBuf {
+pub(crate) fn pid_path(lab: &Lab, node: &str) -> PathBuf {
     dir(lab, node).join("daemon.pid")
 }
 
-/// Writes both daemons' configurations and the shared key, starts both daemons and waits
-/// until the tunnel carries traffic.
-pub(crate) fn start(lab: &Lab, plan: &Plan) -> Result<()> {
+/// Writes both gateways' configurations and the shared key, starts them and waits until the
+/// tunnel carries traffic.
+pub(crate) fn start(lab: &Lab, plan: &Plan, onprem: Onprem) -> Result<()> {
     if plan.method != Method::One {
         bail!(
             "method {} needs BGP in the gateway daemons, which the lab does not run yet (issue 6); \
@@ -129,20 +134,31 @@ pub(crate) fn start(lab: &Lab, plan: &Plan) -> Result<()> {
             plan.method
         );
     }
-    write_psk(lab)?;
-    for node in plan.nodes() {
-        fs::create_dir_all(dir(lab, node))?;
-        fs::write(dir(lab, node).join("vpngw.toml"), config(lab, plan, node))?;
-    }
+    let psk = write_psk(lab)?;
+    fs::create_dir_all(dir(lab, &plan.cloud.0))?;
+    fs::write(
+        dir(lab, &plan.cloud.0).join("vpngw.toml"),
+        config(lab, plan, &plan.cloud.0),
+    )?;
     // The responder first, so the initiator's first IKE_SA_INIT finds it listening.
-    for node in [&plan.cloud.0, &plan.onprem.0] {
-        spawn(lab, node)?;
+    spawn(lab, &plan.cloud.0)?;
+    fs::create_dir_all(dir(lab, &plan.onprem.0))?;
+    match onprem {
+        Onprem::Vpngw => {
+            fs::write(
+                dir(lab, &plan.onprem.0).join("vpngw.toml"),
+                config(lab, plan, &plan.onprem.0),
+            )?;
+            spawn(lab, &plan.onprem.0)?;
+        }
+        Onprem::Strongswan => strongswan::start(lab, plan, &psk)?,
+        Onprem::None => return Ok(()),
     }
     wait_up(lab, plan, Duration::from_secs(20))
 }
 
-/// A fresh random pre-shared key, private to root.
-fn write_psk(lab: &Lab) -> Result<()> {
+/// A fresh random pre-shared key, private to root; returns it (hex) for strongSwan's file.
+fn write_psk(lab: &Lab) -> Result<String> {
     let mut key = [0u8; 32];
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut key))
@@ -160,7 +176,7 @@ fn write_psk(lab: &Lab) -> Result<()> {
         .open(&path)
         .with_context(|| format!("writing {}", path.display()))?;
     std::io::Write::write_all(&mut f, hex.as_bytes())?;
-    Ok(())
+    Ok(hex)
 }
 
 /// The daemon configuration of one gateway node.
@@ -281,22 +297,29 @@ pub(crate) fn restart_stopped(lab: &Lab, fabric: &Fabric) -> Result<Vec<String>>
         .iter()
         .filter(|n| n.kind == NodeKind::Gateway)
     {
-        let configured = dir(lab, &node.name).join("vpngw.toml").exists();
-        if configured && !pid_path(lab, &node.name).exists() {
+        if pid_path(lab, &node.name).exists() {
+            continue;
+        }
+        if dir(lab, &node.name).join("vpngw.toml").exists() {
             spawn(lab, &node.name)?;
+            started.push(node.name.clone());
+        } else if strongswan::configured(lab, &node.name) {
+            strongswan::spawn(lab, &node.name)?;
             started.push(node.name.clone());
         }
     }
     Ok(started)
 }
 
-/// Waits until both ends report a child SA.
+/// Waits until every vpngw end reports a child SA (a strongSwan end has no API: the vpngw
+/// end's child SA is the proof).
 pub(crate) fn wait_up(lab: &Lab, plan: &Plan, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         let states: Vec<Option<TunnelState>> = plan
             .nodes()
             .iter()
+            .filter(|n| dir(lab, n).join("vpngw.toml").exists())
             .map(|n| connections(lab, n).ok()?.first().map(|c| c.state))
             .collect();
         if states.iter().all(|s| *s == Some(TunnelState::Up)) {
@@ -340,8 +363,9 @@ pub(crate) fn running(lab: &Lab, fabric: &Fabric) -> Vec<String> {
 }
 
 /// Tells the model what each running daemon has: its connections, whether a child SA is up,
-/// and the prefixes in the kernel through its TUN device.
+/// and the prefixes in the kernel through its TUN device; and a strongSwan end's tunnel.
 pub(crate) fn add_tunnels(lab: &Lab, fabric: &mut Fabric) -> Result<()> {
+    strongswan::add_tunnel(lab, fabric)?;
     for node in running(lab, fabric) {
         let Ok(status) = api::get::<Status>(&api_socket(lab, &node), "/v1/status") else {
             // A daemon that is not answering (killed by `fail --how kill`) has no tunnel.
@@ -372,6 +396,11 @@ pub(crate) fn add_tunnels(lab: &Lab, fabric: &mut Fabric) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Files the gateways keep outside the lab's state directory.
+pub(crate) fn cleanup(lab: &Lab) {
+    strongswan::cleanup(lab);
 }
 
 /// The line node whose forwarding `fail tunnel` cuts: the VBR.

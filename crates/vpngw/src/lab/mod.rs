@@ -318,6 +318,7 @@ impl Lab {
             netns::ip(&["netns", "del", &ns])?;
             removed.push(ns);
         }
+        gateways::cleanup(self);
         match fs::remove_dir_all(&self.state_dir) {
             Err(e) if e.kind() != ErrorKind::NotFound => {
                 return Err(e).context(format!("removing {}", self.state_dir.display()))
