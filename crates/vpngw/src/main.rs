@@ -7,6 +7,7 @@
 //! only drives.
 
 mod api;
+mod bgpd;
 mod cli;
 mod config;
 mod daemon;
