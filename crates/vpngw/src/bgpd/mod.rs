@@ -336,6 +336,13 @@ impl Driver {
 
     /// Accepts on a listener bound elsewhere (the lab binds inside a namespace from a
     /// `setns(2)` thread). Must run inside the runtime.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "for the lab's VBR (Method 3), whose sockets live in a namespace"
+        )
+    )]
     pub(crate) fn add_listener(&mut self, listener: std::net::TcpListener) -> Result<()> {
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
@@ -840,4 +847,148 @@ async fn writer(
     }
     let _ = write.shutdown().await;
     let _ = closing.send(());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command as Process;
+
+    use bgp::policy::{ExportPolicy, ImportPolicy};
+
+    use super::*;
+
+    fn neighbor(name: &str, addr: &str, asn: u32, local: &str, transport: bool) -> Neighbor {
+        let mut config = PeerConfig::new(name, addr.parse().unwrap(), asn);
+        config.import = ImportPolicy::permit_all();
+        config.export = ExportPolicy::permit_all();
+        config.connect_retry = 1;
+        Neighbor {
+            config,
+            local: Some(local.parse().unwrap()),
+            transport: transport.then(|| "t".to_owned()),
+        }
+    }
+
+    fn driver(
+        asn: u32,
+        me: &str,
+        prefix: &str,
+        n: Neighbor,
+    ) -> (Driver, Handle, mpsc::UnboundedReceiver<Notice>) {
+        let (mut d, h, rx) = Driver::new(DriverConfig {
+            speaker: SpeakerConfig {
+                asn,
+                router_id: me.parse().unwrap(),
+            },
+            neighbors: vec![n],
+            originate: vec![prefix.parse().unwrap()],
+        })
+        .unwrap();
+        let l = std::net::TcpListener::bind((me, bgp::speaker::BGP_PORT)).unwrap();
+        d.add_listener(l).unwrap();
+        (d, h, rx)
+    }
+
+    /// The next `Selected` notice, within `max`.
+    async fn selected(
+        rx: &mut mpsc::UnboundedReceiver<Notice>,
+        max: Duration,
+    ) -> Vec<(IpNet, Option<PeerId>)> {
+        let deadline = TokioInstant::now() + max;
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Notice::Selected(v))) => return v,
+                Ok(Some(_)) => {}
+                _ => panic!("no route change within {max:?}"),
+            }
+        }
+    }
+
+    /// Two drivers on loopback in a network namespace of their own: they peer, learn each
+    /// other's prefix, and a transport going down withdraws at once; back up, routes return.
+    #[test]
+    #[ignore = "needs root (a network namespace of its own); run by scripts/test.sh"]
+    fn two_drivers_peer_and_transport_down_withdraws_at_once() {
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            // Children inherit the namespace of the thread that forks them.
+            let st = Process::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status()
+                .unwrap();
+            assert!(st.success());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (a, ha, mut na) = driver(
+                    65001,
+                    "127.0.0.1",
+                    "10.1.0.0/24",
+                    neighbor("b", "127.0.0.2", 65002, "127.0.0.1", true),
+                );
+                let (b, hb, mut nb) = driver(
+                    65002,
+                    "127.0.0.2",
+                    "10.2.0.0/24",
+                    neighbor("a", "127.0.0.1", 65001, "127.0.0.2", false),
+                );
+                let (stop, stopped) = watch::channel(false);
+                tokio::spawn(a.run(stopped.clone()));
+                tokio::spawn(b.run(stopped));
+                let (pa, pb): (IpNet, IpNet) = (
+                    "10.1.0.0/24".parse().unwrap(),
+                    "10.2.0.0/24".parse().unwrap(),
+                );
+                // Nothing before the transport is up.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                assert_eq!(ha.neighbors()[0].state, "Idle");
+                ha.send(Command::TransportUp(PeerId(0)));
+                let s = selected(&mut na, Duration::from_secs(10)).await;
+                assert_eq!(s, vec![(pb, Some(PeerId(0)))]);
+                let s = selected(&mut nb, Duration::from_secs(10)).await;
+                assert_eq!(s, vec![(pa, Some(PeerId(0)))]);
+                let r = ha.routes("b", RouteDir::Received).await.unwrap();
+                assert_eq!(r[0].prefix, pb);
+                assert_eq!(r[0].as_path, "65002");
+                let r = ha.routes("127.0.0.2", RouteDir::Advertised).await.unwrap();
+                assert_eq!(r[0].prefix, pa);
+                assert!(ha.routes("nosuch", RouteDir::Received).await.is_none());
+                let v = &ha.neighbors()[0];
+                assert_eq!((v.state.as_str(), v.prefixes_received), ("Established", 1));
+
+                let t = Instant::now();
+                ha.send(Command::TransportDown(PeerId(0)));
+                let s = selected(&mut na, Duration::from_secs(1)).await;
+                assert_eq!(s, vec![(pb, None)]);
+                assert!(
+                    t.elapsed() < Duration::from_millis(100),
+                    "{:?}",
+                    t.elapsed()
+                );
+                // The far end sees the connection close and withdraws too.
+                let s = selected(&mut nb, Duration::from_secs(3)).await;
+                assert_eq!(s, vec![(pa, None)]);
+                let v = &ha.neighbors()[0];
+                assert_eq!(
+                    (v.state.as_str(), v.flaps, v.transport_up),
+                    ("Idle", 1, false)
+                );
+                // It stays down while the transport is.
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                assert_eq!(ha.neighbors()[0].state, "Idle");
+
+                ha.send(Command::TransportUp(PeerId(0)));
+                let s = selected(&mut na, Duration::from_secs(10)).await;
+                assert_eq!(s, vec![(pb, Some(PeerId(0)))]);
+                let s = selected(&mut nb, Duration::from_secs(10)).await;
+                assert_eq!(s, vec![(pa, Some(PeerId(0)))]);
+                assert_eq!(hb.neighbors()[0].flaps, 1);
+                let _ = stop.send(true);
+            });
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -287,7 +287,7 @@ fn neighbor(
 
     // A tunnel neighbour peers on the tunnel's inside /30: its address is the far end's,
     // and the session leaves from ours.
-    let mut local_address = local.clone().ok().flatten();
+    let mut local_address = local.ok().flatten();
     let mut tied = Ok(());
     if let Ok(Some(c)) = &connection {
         tied = Err(Reported);

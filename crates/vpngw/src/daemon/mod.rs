@@ -20,6 +20,7 @@
 //! A second daemon on the same `state_dir` or API socket is refused rather than allowed to
 //! take them over.
 
+mod bgp;
 mod gateway;
 mod metrics;
 pub(crate) mod model;
@@ -157,7 +158,7 @@ async fn serve(path: PathBuf, cfg: Config) -> Result<()> {
         tun.info.clone(),
         store,
         metrics,
-        commands,
+        commands.clone(),
     )?);
     let engine = Engine::new(
         &cfg,
@@ -168,6 +169,14 @@ async fn serve(path: PathBuf, cfg: Config) -> Result<()> {
         events,
     )?;
     let (engine_stop, engine_stopped) = watch::channel(false);
+    let bgp_events = match &cfg.bgp {
+        Some(b) => {
+            let (handle, events) = bgp::start(&cfg, b, commands.clone(), engine_stopped.clone())?;
+            gw.set_bgp(handle);
+            Some(events)
+        }
+        None => None,
+    };
     let engine = tokio::spawn(engine.run(engine_commands, engine_stopped));
     let mut tasks = JoinSet::new();
     {
@@ -190,6 +199,9 @@ async fn serve(path: PathBuf, cfg: Config) -> Result<()> {
         tasks.spawn(async move {
             while let Some(ev) = engine_events.recv().await {
                 tunnel::apply_to(&gw, &ev);
+                if let Some(tx) = &bgp_events {
+                    let _ = tx.send(ev);
+                }
             }
         });
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use axum::{
-    extract::{Path, Request, State},
+    extract::{Path, Query, Request, State},
     handler::Handler,
     http::{header, Method, StatusCode},
     middleware::{self, Next},
@@ -37,7 +37,11 @@ use super::{
         Status,
     },
 };
-use crate::{api::ApiError, config::secret::Secret};
+use crate::{
+    api::ApiError,
+    bgpd::{BgpRoute, NeighborView, RouteDir},
+    config::secret::Secret,
+};
 
 /// The OpenAPI 3.0 document of this API, served at `/openapi.json`.
 pub(crate) const OPENAPI: &str = include_str!("openapi.json");
@@ -80,6 +84,8 @@ fn routes() -> Routes {
     .get("/v1/routes", routes_list)
     .post("/v1/routes/publish", publish)
     .post("/v1/routes/withdraw", withdraw)
+    .get("/v1/bgp/neighbors", bgp_neighbors)
+    .get("/v1/bgp/routes", bgp_routes)
     .get("/metrics", metrics_text)
     .get("/openapi.json", openapi)
 }
@@ -143,6 +149,7 @@ impl From<GatewayError> for ApiError {
             GatewayError::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             GatewayError::NoFabric => StatusCode::CONFLICT,
             GatewayError::Fabric(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::UnknownNeighbor { .. } => StatusCode::NOT_FOUND,
         };
         Self(status, e.to_string())
     }
@@ -206,6 +213,25 @@ async fn set_published(
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map(Json)
         .map_err(ApiError::from)
+}
+
+async fn bgp_neighbors(State(gw): State<Shared>) -> Json<Vec<NeighborView>> {
+    Json(gw.bgp_neighbors())
+}
+
+/// `?neighbor=NAME|ADDRESS&dir=received|advertised` (`received` when absent).
+#[derive(Debug, serde::Deserialize)]
+struct BgpRoutesQuery {
+    neighbor: String,
+    dir: Option<RouteDir>,
+}
+
+async fn bgp_routes(
+    State(gw): State<Shared>,
+    Query(q): Query<BgpRoutesQuery>,
+) -> Result<Json<Vec<BgpRoute>>, ApiError> {
+    let dir = q.dir.unwrap_or(RouteDir::Received);
+    Ok(Json(gw.bgp_routes(&q.neighbor, dir).await?))
 }
 
 async fn sas(State(gw): State<Shared>) -> Json<Vec<SaView>> {

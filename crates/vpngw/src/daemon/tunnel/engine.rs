@@ -69,6 +69,12 @@ pub(crate) enum EngineCommand {
     Up(String),
     /// Admin state down: delete its IKE SA and children (DELETE to the peer), and stay down.
     Down(String),
+    /// The prefixes BGP selected through this connection now (all of them, replacing the
+    /// last set): routed into it, in the table and in the kernel.
+    SetLearned {
+        conn: String,
+        prefixes: Vec<ipnet::IpNet>,
+    },
 }
 
 /// The outbound side of one connection: the SA in use, and where its packets go.
@@ -89,6 +95,8 @@ struct Conn {
     pending_out: Option<Outbound>,
     /// Inner prefixes routed into this connection (kernel routes while a child is up).
     prefixes: Vec<ipnet::IpNet>,
+    /// Prefixes learned by BGP over this connection ([`EngineCommand::SetLearned`]).
+    learned: Vec<ipnet::IpNet>,
     ike_proposal: String,
     /// Traffic of SAs already removed, so the totals survive rekeys.
     retired: Traffic,
@@ -203,6 +211,7 @@ impl Engine {
                     out: None,
                     pending_out: None,
                     prefixes,
+                    learned: Vec::new(),
                     ike_proposal: String::new(),
                     retired: Traffic::default(),
                 },
@@ -274,14 +283,55 @@ impl Engine {
 
     fn command(&mut self, cmd: EngineCommand) {
         let now = std::time::Instant::now();
-        let (EngineCommand::Up(name) | EngineCommand::Down(name)) = &cmd;
+        let (EngineCommand::Up(name)
+        | EngineCommand::Down(name)
+        | EngineCommand::SetLearned { conn: name, .. }) = &cmd;
         let Some(&id) = self.by_name.get(name) else {
             return;
         };
         match cmd {
             EngineCommand::Up(_) => self.ike.initiate(now, id),
             EngineCommand::Down(_) => self.ike.terminate(now, id),
+            EngineCommand::SetLearned { prefixes, .. } => self.set_learned(id, prefixes),
         }
+    }
+
+    /// Routes `prefixes` (BGP's, `Source::Bgp`) into the connection instead of the ones it
+    /// had: in the table the packet path looks up, and as kernel routes through the TUN
+    /// device. A prefix that is also a `[[route]]` of the connection keeps its kernel route,
+    /// which belongs to the static route.
+    fn set_learned(&mut self, conn: ConnId, prefixes: Vec<ipnet::IpNet>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let mut prefixes: Vec<ipnet::IpNet> = prefixes.iter().map(ipnet::IpNet::trunc).collect();
+        prefixes.sort();
+        prefixes.dedup();
+        let old = std::mem::replace(&mut c.learned, prefixes.clone());
+        let name = c.name.clone();
+        let statics = c.prefixes.clone();
+        let route = |p: ipnet::IpNet| Route::new(p, NextHop::Connection(name.clone()), Source::Bgp);
+        let tun = self.tun_name.clone();
+        let kernel = |verb: &str, p: &ipnet::IpNet| {
+            let p = p.to_string();
+            let args = ["route", verb, &p, "dev", &tun, "proto", KERNEL_PROTO];
+            if let Err(e) = crate::netns::ip(&args) {
+                tracing::warn!(conn = %name, "kernel route {p} learned by BGP: {e:#}");
+            }
+        };
+        for p in old.iter().filter(|p| prefixes.binary_search(p).is_err()) {
+            self.routes.remove(&route(*p));
+            if !statics.contains(p) {
+                kernel("del", p);
+            }
+        }
+        for p in prefixes.iter().filter(|p| old.binary_search(p).is_err()) {
+            self.routes.insert(route(*p));
+            if !statics.contains(p) {
+                kernel("replace", p);
+            }
+        }
+        tracing::info!(conn = %name, learned = prefixes.len(), "BGP routes into the connection");
     }
 
     async fn handle_udp(&mut self, local: SocketAddr, remote: SocketAddr, data: &mut [u8]) {

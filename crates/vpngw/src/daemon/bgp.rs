@@ -1,0 +1,353 @@
+//! BGP in the daemon: the `[bgp]` speaker run by a [`bgpd::Driver`], tied to the tunnels.
+//!
+//! ```text
+//!   engine events (ChildUp/ChildDown/IkeDown) ─► installed child SAs per connection
+//!        first child up ─► Command::TransportUp ─► the neighbour's session starts
+//!        last child gone / IKE SA down ─► Command::TransportDown ─► closed at once, routes
+//!                                         withdrawn (no hold-timer wait)
+//!   Notice::Selected(prefix → peer) ─► per connection: EngineCommand::SetLearned (table and
+//!                                      kernel routes into the tunnel)
+//!                                   └► publish = true: the fabric, publish / withdraw
+//! ```
+//!
+//! A neighbour without `connection` runs from start; what it teaches is shown by the API but
+//! routed nowhere: its next hop is an address, not a tunnel, and the kernel's own routing
+//! reaches it.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::Result;
+use bgp::{
+    policy::{Action, ImportPolicy, MaxPrefixAction as BgpAction, PrefixFilter, PrefixRule},
+    PeerConfig, PeerId, SpeakerConfig,
+};
+use ipnet::IpNet;
+use tokio::sync::{mpsc, watch};
+
+use super::{
+    metrics::Exposition,
+    tunnel::{EngineCommand, EngineEvent},
+};
+use crate::{
+    bgpd::{self, Command, Driver, DriverConfig, Handle, NeighborView, Notice},
+    config::{
+        self,
+        bgp::{Bgp, MaxPrefixAction},
+    },
+};
+
+/// The speaker's configuration from `[bgp]`.
+fn driver_config(cfg: &config::Config, b: &Bgp) -> DriverConfig {
+    let neighbors = b
+        .neighbors
+        .iter()
+        .map(|n| {
+            let mut pc = PeerConfig::new(n.name.clone(), n.address, n.remote_as);
+            pc.hold_time = u16::try_from(b.hold_time.as_secs()).unwrap_or(u16::MAX);
+            pc.keepalive = Some(u16::try_from(b.keepalive.as_secs()).unwrap_or(u16::MAX));
+            // One retry every 5 s over a tunnel that just came up, not the RFC's 120 s.
+            pc.connect_retry = 5;
+            pc.import = ImportPolicy {
+                // Absent: everything, as a cloud VPN gateway accepts the data center's routes
+                // (RFC 8212's default deny would make an unfiltered neighbour useless).
+                filter: Some(match &n.import {
+                    None => PrefixFilter::permit_all(),
+                    Some(list) => PrefixFilter {
+                        rules: list
+                            .iter()
+                            .map(|p| PrefixRule::or_longer(*p, Action::Permit))
+                            .collect(),
+                        default: Action::Deny,
+                    },
+                }),
+                max_prefix: n.max_prefix.map(|m| bgp::policy::MaxPrefix {
+                    limit: m.limit,
+                    action: match m.action {
+                        MaxPrefixAction::Drop => BgpAction::DropExcess,
+                        MaxPrefixAction::Reset => BgpAction::Reset {
+                            restart_after: Some(30),
+                        },
+                    },
+                    warning_threshold: 75,
+                }),
+                local_pref: None,
+            };
+            // Only what this gateway originates: it is no transit between its neighbours.
+            pc.export.filter = Some(PrefixFilter::permit_exact(b.announce.iter().copied()));
+            pc.export.prepend = n.prepend;
+            if n.connection.is_some() {
+                pc.interface = Some(cfg.gateway.tun.clone());
+            }
+            bgpd::Neighbor {
+                config: pc,
+                local: n.local_address,
+                transport: n.connection.clone(),
+            }
+        })
+        .collect();
+    DriverConfig {
+        speaker: SpeakerConfig {
+            asn: b.local_as,
+            router_id: b.router_id,
+        },
+        neighbors,
+        originate: b.announce.clone(),
+    }
+}
+
+/// Starts the speaker: binds 179 on every neighbour's local address (the TUN device's inside
+/// addresses are up by now), spawns the driver and the task that ties it to the tunnels.
+/// Returns the driver's handle and the sender for engine events.
+pub(crate) fn start(
+    cfg: &config::Config,
+    b: &Bgp,
+    engine: mpsc::UnboundedSender<EngineCommand>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(Handle, mpsc::UnboundedSender<EngineEvent>)> {
+    let (mut driver, handle, notices) = Driver::new(driver_config(cfg, b))?;
+    let locals: BTreeSet<_> = b.neighbors.iter().filter_map(|n| n.local_address).collect();
+    for a in locals {
+        driver.listen(a)?;
+    }
+    tokio::spawn(driver.run(shutdown));
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let tie = Tie {
+        handle: handle.clone(),
+        conn_of: b.neighbors.iter().map(|n| n.connection.clone()).collect(),
+        publish: b.neighbors.iter().map(|n| n.publish).collect(),
+        children: HashMap::new(),
+        selected: BTreeMap::new(),
+        engine,
+        fabric: cfg
+            .fabric
+            .as_ref()
+            .map(|f| (f.socket.clone(), cfg.gateway.name.clone())),
+        statics: cfg.routes.iter().map(|r| r.prefix).collect(),
+    };
+    tokio::spawn(tie.run(events, notices));
+    Ok((handle, events_tx))
+}
+
+/// What ties the speaker to the tunnels.
+struct Tie {
+    handle: Handle,
+    /// Per peer id: its connection.
+    conn_of: Vec<Option<String>>,
+    /// Per peer id: whether what it teaches is published.
+    publish: Vec<bool>,
+    /// Installed child SAs (inbound SPIs) per connection.
+    children: HashMap<String, BTreeSet<u32>>,
+    /// Prefixes whose selected route is a peer's, and that peer.
+    selected: BTreeMap<IpNet, PeerId>,
+    engine: mpsc::UnboundedSender<EngineCommand>,
+    /// The fabric controller's socket and our name there.
+    fabric: Option<(PathBuf, String)>,
+    /// `[[route]]` prefixes: their publication is the operator's, never BGP's to withdraw.
+    statics: BTreeSet<IpNet>,
+}
+
+impl Tie {
+    async fn run(
+        mut self,
+        mut events: mpsc::UnboundedReceiver<EngineEvent>,
+        mut notices: mpsc::UnboundedReceiver<Notice>,
+    ) {
+        let (fabric_tx, fabric_rx) = mpsc::unbounded_channel();
+        if let Some((socket, name)) = self.fabric.clone() {
+            tokio::spawn(publisher(socket, name, fabric_rx));
+        }
+        loop {
+            tokio::select! {
+                Some(ev) = events.recv() => self.engine_event(&ev),
+                Some(n) = notices.recv() => self.notice(n, &fabric_tx),
+                else => return,
+            }
+        }
+    }
+
+    fn peers_of(&self, conn: &str) -> Vec<PeerId> {
+        self.conn_of
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.as_deref() == Some(conn))
+            .map(|(i, _)| PeerId(i))
+            .collect()
+    }
+
+    fn engine_event(&mut self, ev: &EngineEvent) {
+        let (conn, up) = match ev {
+            EngineEvent::ChildUp { conn, spi_in, .. } => {
+                let set = self.children.entry(conn.clone()).or_default();
+                let first = set.is_empty();
+                set.insert(*spi_in);
+                if !first {
+                    return;
+                }
+                (conn, true)
+            }
+            EngineEvent::ChildDown { conn, spi_in, .. } => {
+                let Some(set) = self.children.get_mut(conn) else {
+                    return;
+                };
+                if !set.remove(spi_in) || !set.is_empty() {
+                    return;
+                }
+                (conn, false)
+            }
+            EngineEvent::IkeDown { conn, .. } => {
+                if self.children.remove(conn).is_none_or(|s| s.is_empty()) {
+                    return;
+                }
+                (conn, false)
+            }
+            EngineEvent::IkeUp { .. } | EngineEvent::Snapshot(_) => return,
+        };
+        for peer in self.peers_of(conn) {
+            tracing::info!(neighbor = %self.handle.name(peer), connection = %conn, "BGP transport {}", if up { "up" } else { "down" });
+            let cmd = if up {
+                Command::TransportUp(peer)
+            } else {
+                Command::TransportDown(peer)
+            };
+            self.handle.send(cmd);
+        }
+    }
+
+    fn notice(&mut self, n: Notice, fabric: &mpsc::UnboundedSender<(IpNet, bool)>) {
+        let Notice::Selected(changes) = n else {
+            return;
+        };
+        let mut touched = BTreeSet::new();
+        for (prefix, owner) in changes {
+            let old = match owner {
+                Some(p) => self.selected.insert(prefix, p),
+                None => self.selected.remove(&prefix),
+            };
+            if old == owner {
+                continue;
+            }
+            for p in [old, owner].into_iter().flatten() {
+                if let Some(Some(c)) = self.conn_of.get(p.0) {
+                    touched.insert(c.clone());
+                }
+            }
+            let published = |p: Option<PeerId>| {
+                p.is_some_and(|p| self.publish.get(p.0).copied().unwrap_or(false))
+            };
+            let (was, is) = (published(old), published(owner));
+            if was != is && !self.statics.contains(&prefix) {
+                let _ = fabric.send((prefix, is));
+            }
+        }
+        for conn in touched {
+            let prefixes = self
+                .selected
+                .iter()
+                .filter(|(_, p)| self.conn_of.get(p.0).and_then(Option::as_deref) == Some(&conn))
+                .map(|(prefix, _)| *prefix)
+                .collect();
+            let _ = self
+                .engine
+                .send(EngineCommand::SetLearned { conn, prefixes });
+        }
+    }
+}
+
+/// Tells the fabric, in order, what BGP publishes and withdraws; the client blocks, so each
+/// call runs off the runtime. A refusal is logged and retried once after a second.
+async fn publisher(
+    socket: PathBuf,
+    gateway: String,
+    mut rx: mpsc::UnboundedReceiver<(IpNet, bool)>,
+) {
+    while let Some((prefix, on)) = rx.recv().await {
+        for attempt in 0..2 {
+            let (s, g) = (socket.clone(), gateway.clone());
+            let r = tokio::task::spawn_blocking(move || {
+                super::gateway::tell_fabric(&s, &g, prefix, on)
+            })
+            .await;
+            match r {
+                Ok(Ok(())) => {
+                    tracing::info!(%prefix, published = on, "BGP route {} the fabric", if on { "published into" } else { "withdrawn from" });
+                    break;
+                }
+                Ok(Err(e)) if attempt == 0 => {
+                    tracing::warn!(%prefix, "telling the fabric: {e:#}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Ok(Err(e)) => tracing::error!(%prefix, published = on, "telling the fabric: {e:#}"),
+                Err(e) => tracing::error!("telling the fabric: {e}"),
+            }
+        }
+    }
+}
+
+/// The BGP families of `/metrics`.
+pub(crate) fn write_metrics(out: &mut Exposition, views: &[NeighborView]) {
+    const STATES: [&str; 6] = [
+        "Idle",
+        "Connect",
+        "Active",
+        "OpenSent",
+        "OpenConfirm",
+        "Established",
+    ];
+    out.family(
+        "vpngw_bgp_session_state",
+        "gauge",
+        "1 for the neighbour's current RFC 4271 session state, 0 for the others.",
+    );
+    for v in views {
+        for s in STATES {
+            out.sample(
+                "vpngw_bgp_session_state",
+                &[("neighbor", &v.name), ("state", s)],
+                u64::from(v.state == s),
+            );
+        }
+    }
+    type Get = fn(&NeighborView) -> u64;
+    let families: [(&str, &str, &str, Get); 5] = [
+        (
+            "vpngw_bgp_prefixes_received",
+            "gauge",
+            "Prefixes accepted from the neighbour now (its Adj-RIB-In).",
+            |v| v.prefixes_received as u64,
+        ),
+        (
+            "vpngw_bgp_prefixes_advertised",
+            "gauge",
+            "Prefixes advertised to the neighbour now (its Adj-RIB-Out).",
+            |v| v.prefixes_advertised as u64,
+        ),
+        (
+            "vpngw_bgp_updates_received_total",
+            "counter",
+            "UPDATE messages received from the neighbour since start.",
+            |v| v.updates_in,
+        ),
+        (
+            "vpngw_bgp_updates_sent_total",
+            "counter",
+            "UPDATE messages sent to the neighbour since start.",
+            |v| v.updates_out,
+        ),
+        (
+            "vpngw_bgp_session_flaps_total",
+            "counter",
+            "Times the neighbour's Established session went down since start.",
+            |v| v.flaps,
+        ),
+    ];
+    for (name, kind, help, get) in families {
+        out.family(name, kind, help);
+        for v in views {
+            out.sample(name, &[("neighbor", &v.name)], get(v));
+        }
+    }
+}
