@@ -62,6 +62,8 @@ enum Command {
     Sa(cli::SaArgs),
     /// The running daemon's routes and their publication into the VPC.
     Route(cli::RouteArgs),
+    /// The running daemon's BGP neighbours and their routes.
+    Bgp(cli::BgpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +183,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Conn(args) => cli::conn(args),
         Command::Sa(args) => cli::sa(args),
         Command::Route(args) => cli::route(args),
+        Command::Bgp(args) => cli::bgp(args),
     }
 }
 

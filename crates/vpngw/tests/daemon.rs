@@ -32,7 +32,7 @@ const TUN: &str = "vdt0";
 const MTU: u16 = 1380;
 
 /// Every route the API serves, as the OpenAPI document must list them.
-const ROUTES: [(&str, &str); 11] = [
+const ROUTES: [(&str, &str); 13] = [
     ("get", "/v1/status"),
     ("get", "/v1/connections"),
     ("get", "/v1/connections/{name}"),
@@ -42,6 +42,8 @@ const ROUTES: [(&str, &str); 11] = [
     ("get", "/v1/routes"),
     ("post", "/v1/routes/publish"),
     ("post", "/v1/routes/withdraw"),
+    ("get", "/v1/bgp/neighbors"),
+    ("get", "/v1/bgp/routes"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];
