@@ -45,6 +45,9 @@ use tokio::{
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 /// Read buffer per connection.
 const READ_BUF: usize = 65536;
+/// How long the end with the lower address waits for the peer's connection before opening
+/// its own, when a transport comes up.
+const YIELD: Duration = Duration::from_millis(1500);
 
 /// One neighbour to run.
 #[derive(Clone, Debug)]
@@ -234,6 +237,8 @@ struct PeerIo {
     timers: TimerTable,
     /// Bumped to abandon a pending connect: its result no longer matches.
     attempt: u64,
+    /// Hold the next connect back for [`YIELD`] (see [`Driver::command`]).
+    yield_next: bool,
     connecting: bool,
     conn: Option<Conn>,
     established_at: Option<Instant>,
@@ -283,6 +288,7 @@ impl Driver {
                 transport: n.transport,
                 timers: TimerTable::new(),
                 attempt: 0,
+                yield_next: false,
                 connecting: false,
                 conn: None,
                 established_at: None,
@@ -435,6 +441,18 @@ impl Driver {
                     return;
                 }
                 p.transport_up = true;
+                // Both ends of a tunnel see it come up within milliseconds and connect at
+                // once; each then sits in OpenSent on its own connection and refuses the
+                // other's, and both fail (there is no collision detection, RFC 4271 §6.8, to
+                // keep one). The end with the lower address lets the other connect first; a
+                // peer that never connects (a passive router) costs it only this wait.
+                let lower = p
+                    .local
+                    .zip(self.speaker.session(id).map(|s| s.config().address))
+                    .is_some_and(|(l, r)| l < r);
+                if let Some(p) = self.peer_mut(id) {
+                    p.yield_next = lower;
+                }
                 self.input(id, Input::ManualStart);
             }
             Command::TransportDown(id) => {
@@ -637,9 +655,15 @@ impl Driver {
         let Some(p) = self.peer_mut(peer) else { return };
         p.attempt += 1;
         p.connecting = true;
+        let wait = if std::mem::take(&mut p.yield_next) {
+            YIELD
+        } else {
+            Duration::ZERO
+        };
         let (attempt, local) = (p.attempt, p.local);
         let tx = self.io_tx.clone();
         tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
             let r = tokio::time::timeout(
                 Duration::from_secs(u64::from(timeout)),
                 connect(local, remote),

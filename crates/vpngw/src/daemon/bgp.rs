@@ -49,8 +49,10 @@ fn driver_config(cfg: &config::Config, b: &Bgp) -> DriverConfig {
             let mut pc = PeerConfig::new(n.name.clone(), n.address, n.remote_as);
             pc.hold_time = u16::try_from(b.hold_time.as_secs()).unwrap_or(u16::MAX);
             pc.keepalive = Some(u16::try_from(b.keepalive.as_secs()).unwrap_or(u16::MAX));
-            // One retry every 5 s over a tunnel that just came up, not the RFC's 120 s.
-            pc.connect_retry = 5;
+            // The two ends of a tunnel start their sessions within milliseconds of each other,
+            // before both have the child SA: the first SYNs are often lost or refused. Retry
+            // every 2 s rather than the RFC's 120 s so the routes return promptly.
+            pc.connect_retry = 2;
             pc.import = ImportPolicy {
                 // Absent: everything, as a cloud VPN gateway accepts the data center's routes
                 // (RFC 8212's default deny would make an unfiltered neighbour useless).
