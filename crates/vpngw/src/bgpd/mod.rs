@@ -155,14 +155,17 @@ pub(crate) struct BgpRoute {
 pub(crate) struct Handle {
     commands: mpsc::UnboundedSender<Command>,
     status: Arc<Mutex<Vec<NeighborView>>>,
-    /// Neighbour names by peer id, fixed at start.
-    names: Arc<Vec<String>>,
 }
 
 impl Handle {
     /// Sends a command; false when the driver has stopped.
     pub(crate) fn send(&self, cmd: Command) -> bool {
         self.commands.send(cmd).is_ok()
+    }
+
+    /// Where commands go (for a task that only sends them).
+    pub(crate) fn commands(&self) -> mpsc::UnboundedSender<Command> {
+        self.commands.clone()
     }
 
     /// Every neighbour now, in configuration order.
@@ -182,11 +185,6 @@ impl Handle {
             reply,
         });
         rx.await.ok().flatten()
-    }
-
-    /// The neighbour's name.
-    pub(crate) fn name(&self, peer: PeerId) -> &str {
-        self.names.get(peer.0).map_or("?", String::as_str)
     }
 }
 
@@ -274,9 +272,7 @@ impl Driver {
     ) -> Result<(Self, Handle, mpsc::UnboundedReceiver<Notice>)> {
         let mut speaker = Speaker::new(cfg.speaker).context("BGP speaker")?;
         let mut peers = Vec::new();
-        let mut names = Vec::new();
         for n in cfg.neighbors {
-            names.push(n.config.name.clone());
             let name = n.config.name.clone();
             let id = speaker
                 .add_peer(n.config)
@@ -319,7 +315,6 @@ impl Driver {
         let handle = Handle {
             commands: cmd_tx,
             status,
-            names: Arc::new(names),
         };
         Ok((driver, handle, notice_rx))
     }

@@ -118,7 +118,8 @@ pub(crate) fn start(
     tokio::spawn(driver.run(shutdown));
     let (events_tx, events) = mpsc::unbounded_channel();
     let tie = Tie {
-        handle: handle.clone(),
+        commands: handle.commands(),
+        names: b.neighbors.iter().map(|n| n.name.clone()).collect(),
         conn_of: b.neighbors.iter().map(|n| n.connection.clone()).collect(),
         publish: b.neighbors.iter().map(|n| n.publish).collect(),
         children: HashMap::new(),
@@ -136,7 +137,9 @@ pub(crate) fn start(
 
 /// What ties the speaker to the tunnels.
 struct Tie {
-    handle: Handle,
+    commands: mpsc::UnboundedSender<Command>,
+    /// Per peer id: its name, for logs.
+    names: Vec<String>,
     /// Per peer id: its connection.
     conn_of: Vec<Option<String>>,
     /// Per peer id: whether what it teaches is published.
@@ -209,13 +212,15 @@ impl Tie {
             EngineEvent::IkeUp { .. } | EngineEvent::Snapshot(_) => return,
         };
         for peer in self.peers_of(conn) {
-            tracing::info!(neighbor = %self.handle.name(peer), connection = %conn, "BGP transport {}", if up { "up" } else { "down" });
+            let name = self.names.get(peer.0).map_or("?", String::as_str);
+            tracing::info!(neighbor = %name, connection = %conn, "BGP transport {}", if up { "up" } else { "down" });
             let cmd = if up {
                 Command::TransportUp(peer)
             } else {
                 Command::TransportDown(peer)
             };
-            self.handle.send(cmd);
+            // The driver stops only when the daemon does.
+            let _ = self.commands.send(cmd);
         }
     }
 
@@ -350,6 +355,193 @@ pub(crate) fn write_metrics(out: &mut Exposition, views: &[NeighborView]) {
         out.family(name, kind, help);
         for v in views {
             out.sample(name, &[("neighbor", &v.name)], get(v));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tie() -> (
+        Tie,
+        mpsc::UnboundedReceiver<Command>,
+        mpsc::UnboundedReceiver<EngineCommand>,
+    ) {
+        let (commands, cmd_rx) = mpsc::unbounded_channel();
+        let (engine, engine_rx) = mpsc::unbounded_channel();
+        let tie = Tie {
+            commands,
+            names: vec!["dc1".into(), "dc2".into(), "line".into()],
+            conn_of: vec![Some("dc1".into()), Some("dc2".into()), None],
+            publish: vec![true, false, true],
+            children: HashMap::new(),
+            selected: BTreeMap::new(),
+            engine,
+            fabric: None,
+            statics: BTreeSet::from(["192.168.10.0/24".parse().unwrap()]),
+        };
+        (tie, cmd_rx, engine_rx)
+    }
+
+    fn drain<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Vec<T> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    fn child(up: bool, conn: &str, spi_in: u32) -> EngineEvent {
+        if up {
+            EngineEvent::ChildUp {
+                conn: conn.into(),
+                spi_in,
+                spi_out: 1,
+                proposal: String::new(),
+            }
+        } else {
+            EngineEvent::ChildDown {
+                conn: conn.into(),
+                spi_in,
+                spi_out: 1,
+                reason: ike::DownReason::Rekeyed,
+            }
+        }
+    }
+
+    #[test]
+    fn the_transport_follows_the_first_and_last_child_sa() {
+        let (mut t, mut cmds, _) = tie();
+        let names =
+            |v: Vec<Command>| -> Vec<String> { v.iter().map(|c| format!("{c:?}")).collect() };
+        t.engine_event(&child(true, "dc1", 10));
+        assert_eq!(names(drain(&mut cmds)), ["TransportUp(PeerId(0))"]);
+        // A rekey: the new child comes before the old one goes; the session is untouched.
+        t.engine_event(&child(true, "dc1", 11));
+        t.engine_event(&child(false, "dc1", 10));
+        assert!(drain(&mut cmds).is_empty());
+        t.engine_event(&child(false, "dc1", 11));
+        assert_eq!(names(drain(&mut cmds)), ["TransportDown(PeerId(0))"]);
+        // IKE SA down after its children: already down, nothing more.
+        t.engine_event(&EngineEvent::IkeDown {
+            conn: "dc1".into(),
+            reason: ike::DownReason::DeletedLocally,
+        });
+        assert!(drain(&mut cmds).is_empty());
+        // IKE SA down with a child still counted (no ChildDown seen): down at once.
+        t.engine_event(&child(true, "dc2", 20));
+        t.engine_event(&EngineEvent::IkeDown {
+            conn: "dc2".into(),
+            reason: ike::DownReason::DeletedLocally,
+        });
+        assert_eq!(
+            names(drain(&mut cmds)),
+            ["TransportUp(PeerId(1))", "TransportDown(PeerId(1))"]
+        );
+    }
+
+    #[test]
+    fn selected_routes_go_into_their_connection_and_published_ones_to_the_fabric() {
+        let (mut t, _, mut engine) = tie();
+        let (fabric, mut published) = mpsc::unbounded_channel();
+        let p = |s: &str| -> IpNet { s.parse().unwrap() };
+        t.notice(
+            Notice::Selected(vec![
+                (p("10.1.0.0/16"), Some(PeerId(0))),
+                (p("10.2.0.0/16"), Some(PeerId(1))),
+                (p("192.168.10.0/24"), Some(PeerId(0))),
+                (p("10.9.0.0/16"), Some(PeerId(2))),
+            ]),
+            &fabric,
+        );
+        let mut cmds = drain(&mut engine);
+        cmds.sort_by_key(|c| format!("{c:?}"));
+        assert_eq!(
+            cmds,
+            [
+                EngineCommand::SetLearned {
+                    conn: "dc1".into(),
+                    prefixes: vec![p("10.1.0.0/16"), p("192.168.10.0/24")]
+                },
+                EngineCommand::SetLearned {
+                    conn: "dc2".into(),
+                    prefixes: vec![p("10.2.0.0/16")]
+                },
+            ]
+        );
+        // dc1 publishes (not the [[route]] prefix, whose publication is the operator's);
+        // the line neighbour publishes too; dc2 does not.
+        assert_eq!(
+            drain(&mut published),
+            [(p("10.1.0.0/16"), true), (p("10.9.0.0/16"), true)]
+        );
+        // The dc1 session goes down: its routes leave the connection and the fabric.
+        t.notice(
+            Notice::Selected(vec![(p("10.1.0.0/16"), None), (p("192.168.10.0/24"), None)]),
+            &fabric,
+        );
+        assert_eq!(
+            drain(&mut engine),
+            [EngineCommand::SetLearned {
+                conn: "dc1".into(),
+                prefixes: vec![]
+            }]
+        );
+        assert_eq!(drain(&mut published), [(p("10.1.0.0/16"), false)]);
+        // A prefix moving from dc2 to dc1 updates both connections.
+        t.notice(
+            Notice::Selected(vec![(p("10.2.0.0/16"), Some(PeerId(0)))]),
+            &fabric,
+        );
+        let mut cmds = drain(&mut engine);
+        cmds.sort_by_key(|c| format!("{c:?}"));
+        assert_eq!(
+            cmds,
+            [
+                EngineCommand::SetLearned {
+                    conn: "dc1".into(),
+                    prefixes: vec![p("10.2.0.0/16")]
+                },
+                EngineCommand::SetLearned {
+                    conn: "dc2".into(),
+                    prefixes: vec![]
+                },
+            ]
+        );
+        assert_eq!(drain(&mut published), [(p("10.2.0.0/16"), true)]);
+    }
+
+    #[test]
+    fn metrics_have_one_state_set_per_neighbor() {
+        let v = NeighborView {
+            name: "dc1".into(),
+            address: "169.254.10.2".parse().unwrap(),
+            remote_as: 65000,
+            local_address: None,
+            connection: Some("dc1".into()),
+            transport_up: true,
+            state: "Established".into(),
+            established_seconds: Some(5),
+            peer_router_id: None,
+            hold_time: Some(30),
+            prefixes_received: 3,
+            prefixes_advertised: 1,
+            updates_in: 4,
+            updates_out: 2,
+            flaps: 1,
+            last_down: None,
+        };
+        let mut out = Exposition::default();
+        write_metrics(&mut out, &[v]);
+        let text = out.finish();
+        for line in [
+            "vpngw_bgp_session_state{neighbor=\"dc1\",state=\"Established\"} 1\n",
+            "vpngw_bgp_session_state{neighbor=\"dc1\",state=\"Idle\"} 0\n",
+            "vpngw_bgp_prefixes_received{neighbor=\"dc1\"} 3\n",
+            "vpngw_bgp_prefixes_advertised{neighbor=\"dc1\"} 1\n",
+            "vpngw_bgp_updates_received_total{neighbor=\"dc1\"} 4\n",
+            "vpngw_bgp_updates_sent_total{neighbor=\"dc1\"} 2\n",
+            "vpngw_bgp_session_flaps_total{neighbor=\"dc1\"} 1\n",
+            "# TYPE vpngw_bgp_session_flaps_total counter\n",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
         }
     }
 }
