@@ -16,6 +16,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
+    net::IpAddr,
     path::PathBuf,
     time::Duration,
 };
@@ -130,6 +131,11 @@ pub(crate) fn start(
             .as_ref()
             .map(|f| (f.socket.clone(), cfg.gateway.name.clone())),
         statics: cfg.routes.iter().map(|r| r.prefix).collect(),
+        outer: cfg
+            .connections
+            .iter()
+            .map(|c| (c.name.clone(), c.peer_address))
+            .collect(),
     };
     tokio::spawn(tie.run(events, notices));
     Ok((handle, events_tx))
@@ -153,6 +159,8 @@ struct Tie {
     fabric: Option<(PathBuf, String)>,
     /// `[[route]]` prefixes: their publication is the operator's, never BGP's to withdraw.
     statics: BTreeSet<IpNet>,
+    /// Each connection's peer (outer) address.
+    outer: HashMap<String, IpAddr>,
 }
 
 impl Tie {
@@ -251,11 +259,21 @@ impl Tie {
             }
         }
         for conn in touched {
+            let outer = self.outer.get(&conn).copied();
             let prefixes = self
                 .selected
                 .iter()
                 .filter(|(_, p)| self.conn_of.get(p.0).and_then(Option::as_deref) == Some(&conn))
                 .map(|(prefix, _)| *prefix)
+                .filter(|prefix| {
+                    // Routed into the tunnel, a prefix holding the tunnel's own peer would send
+                    // the tunnel's IKE and ESP packets into itself (as a [[route]] may not).
+                    let loops = outer.is_some_and(|o| prefix.contains(&o));
+                    if loops {
+                        tracing::warn!(connection = %conn, %prefix, peer = ?outer, "BGP route not installed: it contains the tunnel's peer address");
+                    }
+                    !loops
+                })
                 .collect();
             let _ = self
                 .engine
@@ -380,6 +398,7 @@ mod tests {
             engine,
             fabric: None,
             statics: BTreeSet::from(["192.168.10.0/24".parse().unwrap()]),
+            outer: HashMap::from([("dc1".into(), "10.0.0.1".parse().unwrap())]),
         };
         (tie, cmd_rx, engine_rx)
     }
@@ -448,6 +467,8 @@ mod tests {
                 (p("10.2.0.0/16"), Some(PeerId(1))),
                 (p("192.168.10.0/24"), Some(PeerId(0))),
                 (p("10.9.0.0/16"), Some(PeerId(2))),
+                // Holds dc1's peer address: never routed into dc1.
+                (p("10.0.0.0/8"), Some(PeerId(0))),
             ]),
             &fabric,
         );
@@ -470,11 +491,19 @@ mod tests {
         // the line neighbour publishes too; dc2 does not.
         assert_eq!(
             drain(&mut published),
-            [(p("10.1.0.0/16"), true), (p("10.9.0.0/16"), true)]
+            [
+                (p("10.1.0.0/16"), true),
+                (p("10.9.0.0/16"), true),
+                (p("10.0.0.0/8"), true)
+            ]
         );
         // The dc1 session goes down: its routes leave the connection and the fabric.
         t.notice(
-            Notice::Selected(vec![(p("10.1.0.0/16"), None), (p("192.168.10.0/24"), None)]),
+            Notice::Selected(vec![
+                (p("10.1.0.0/16"), None),
+                (p("192.168.10.0/24"), None),
+                (p("10.0.0.0/8"), None),
+            ]),
             &fabric,
         );
         assert_eq!(
@@ -484,7 +513,10 @@ mod tests {
                 prefixes: vec![]
             }]
         );
-        assert_eq!(drain(&mut published), [(p("10.1.0.0/16"), false)]);
+        assert_eq!(
+            drain(&mut published),
+            [(p("10.1.0.0/16"), false), (p("10.0.0.0/8"), false)]
+        );
         // A prefix moving from dc2 to dc1 updates both connections.
         t.notice(
             Notice::Selected(vec![(p("10.2.0.0/16"), Some(PeerId(0)))]),

@@ -2,14 +2,17 @@
 //! `packaging/vpngw.service`).
 //!
 //! ```text
-//!   start: config ─► state db (lock) ─► API socket ─► TUN ─► UDP 500/4500 ─► TCP API ─► ready
+//!   start: config ─► state db (lock) ─► API socket ─► TUN ─► UDP 500/4500 ─► BGP 179 (if
+//!          [bgp]) ─► TCP API ─► ready
 //!
 //!   main task: signals ── SIGHUP: re-read and validate the config, log the diff (not applied)
 //!      │                └ SIGTERM, SIGINT: stop (below)
 //!      ├── API, Unix socket [api] socket (0600) ─┐
 //!      ├── API, TCP [api] listen (bearer token) ─┴─► Gateway { connections, store, metrics }
-//!      └── tunnel engine: UDP 500/4500 ⇄ ike::Endpoint, TUN ⇄ esp SAs ──► state events
-//!          (see `tunnel`)
+//!      ├── tunnel engine: UDP 500/4500 ⇄ ike::Endpoint, TUN ⇄ esp SAs ──► state events
+//!      │   (see `tunnel`)
+//!      └── BGP ([bgp]): `bgpd` driver, tied to the tunnels' child SAs; learned routes into
+//!          the engine and the fabric (see `bgp`)
 //!
 //!   stop: API servers drain (5 s at most) ─► tasks end ─► sockets closed ─► TUN closed
 //!         (the kernel removes it with its addresses) ─► API socket file removed
@@ -308,6 +311,7 @@ fn reload(path: &Path, running: &Config) {
                 changed = ?d.changed,
                 unchanged = ?d.unchanged,
                 routes_changed = running.routes != new.routes,
+                bgp_changed = running.bgp != new.bgp,
                 gateway_changed = running.gateway != new.gateway,
                 api_changed = running.api != new.api,
                 "SIGHUP: {} is valid; NOT applied (applying a reload is not implemented yet, \
