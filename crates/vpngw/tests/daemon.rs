@@ -1043,7 +1043,8 @@ fn two_daemons_bring_a_tunnel_up_and_show_it() {
 }
 
 /// Turns a `tunnel_config` side into one that learns the far LAN by BGP instead of a
-/// `[[route]]`: eBGP over the tunnel's inside /30, announcing `lan`.
+/// `[[route]]`: eBGP over the tunnel's inside /30, announcing `lan`. DPD declares a silent
+/// peer dead in about 2 s (a check after 1 s, one retransmit after 500 ms).
 fn bgp_over_tunnel(
     dir: &Dir,
     asn: u32,
@@ -1054,6 +1055,12 @@ fn bgp_over_tunnel(
 ) {
     let text = fs::read_to_string(dir.config()).unwrap();
     let (head, _static_route) = text.split_once("[[route]]").unwrap();
+    let head = head
+        .replace(
+            "[gateway]\n",
+            "[gateway]\nretransmit_timeout = \"500ms\"\nretransmit_tries = 1\nretransmit_base = 1\n",
+        )
+        .replace("initiate = ", "dpd_interval = \"1s\"\ninitiate = ");
     let text = format!(
         r#"{head}[bgp]
 local_as = {asn}
@@ -1247,6 +1254,26 @@ fn bgp_over_the_tunnel_learns_routes_and_withdraws_them_when_the_tunnel_goes() {
     );
     eprintln!("BGP routes back {took:?} after conn up");
     assert!(ping(&na, "10.2.0.1", "10.1.0.1"), "a → b again\n{}", logs());
+
+    // The peer dies without a word: DPD declares the tunnel down, and the route learned over
+    // it goes at once, long before BGP's hold timer would have expired.
+    drop(b);
+    let took = until(
+        Duration::from_secs(10),
+        || format!("DPD never declared b dead\n{}", logs()),
+        || state(&a.socket) == "down",
+    );
+    eprintln!("a: tunnel declared down {took:?} after b was killed");
+    let took = until(
+        Duration::from_secs(1),
+        || {
+            format!(
+                "a kept b's route over 1 s after DPD declared the tunnel down\n{}",
+                logs()
+            )
+        },
+        || gone(&a.socket, &na, "10.1.0.0/24"),
+    );
+    eprintln!("a: learned route withdrawn {took:?} after the tunnel was seen down (DPD)");
     assert!(a.stop().success());
-    assert!(b.stop().success());
 }
