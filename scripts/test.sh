@@ -18,7 +18,10 @@ cargo test --workspace --all-targets --locked
 echo "== lab tests against the kernel (root)"
 cargo test -p vpngw --test lab --locked -- --ignored --test-threads 4
 
-echo "== the daemon in a network namespace: TUN, sockets, API, state (root)"
+echo "== the daemon's BGP driver: two speakers in a network namespace of their own (root)"
+cargo test -p vpngw --bin vpngw --locked -- --ignored bgpd::
+
+echo "== the daemon in a network namespace: TUN, sockets, API, state, BGP over a tunnel (root)"
 cargo test -p vpngw --test daemon --locked -- --ignored
 
 echo "== IKEv2/ESP interop with strongSwan (kernel-libipsec), every proposal pair, both roles (root)"

@@ -7,6 +7,7 @@
 //! only drives.
 
 mod api;
+mod bgpd;
 mod cli;
 mod config;
 mod daemon;
@@ -68,6 +69,8 @@ enum Command {
     /// Make the running daemon re-read its configuration and apply what changed (as SIGHUP);
     /// tunnels whose settings did not change keep their SAs.
     Reload(cli::ReloadArgs),
+    /// The running daemon's BGP neighbours and their routes.
+    Bgp(cli::BgpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -230,6 +233,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sa(args) => cli::sa(args),
         Command::Route(args) => cli::route(args),
         Command::Reload(args) => cli::reload(args),
+        Command::Bgp(args) => cli::bgp(args),
     }
 }
 

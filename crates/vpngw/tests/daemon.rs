@@ -32,7 +32,7 @@ const TUN: &str = "vdt0";
 const MTU: u16 = 1380;
 
 /// Every route the API serves, as the OpenAPI document must list them.
-const ROUTES: [(&str, &str); 12] = [
+const ROUTES: [(&str, &str); 14] = [
     ("get", "/v1/status"),
     ("get", "/v1/connections"),
     ("get", "/v1/connections/{name}"),
@@ -43,6 +43,8 @@ const ROUTES: [(&str, &str); 12] = [
     ("post", "/v1/routes/publish"),
     ("post", "/v1/routes/withdraw"),
     ("post", "/v1/reload"),
+    ("get", "/v1/bgp/neighbors"),
+    ("get", "/v1/bgp/routes"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];
@@ -642,7 +644,9 @@ fn run_brings_up_tun_sockets_and_api_and_sigterm_removes_them() {
     for (method, path) in &expected {
         if method == "get" {
             let path = path.replace("{name}", "dc1");
-            assert_eq!(unix_http(&sock, "GET", &path).0, 200, "GET {path}");
+            // `neighbor` is a required parameter: without it the request is malformed.
+            let want = if path == "/v1/bgp/routes" { 400 } else { 200 };
+            assert_eq!(unix_http(&sock, "GET", &path).0, want, "GET {path}");
         }
     }
 
@@ -1329,4 +1333,249 @@ fn health_check_revokes_routes_or_keeps_them() {
         assert_eq!(conn("routes_in"), true);
         drop((a, b));
     }
+}
+
+/// Turns a `tunnel_config` side into one that learns the far LAN by BGP instead of a
+/// `[[route]]`: eBGP over the tunnel's inside /30, announcing `lan`. DPD declares a silent
+/// peer dead in about 2 s (a check after 1 s, one retransmit after 500 ms).
+fn bgp_over_tunnel(
+    dir: &Dir,
+    asn: u32,
+    peer_as: u32,
+    router_id: &str,
+    peer_inside: &str,
+    lan: &str,
+) {
+    let text = fs::read_to_string(dir.config()).unwrap();
+    let (head, _static_route) = text.split_once("[[route]]").unwrap();
+    let head = head
+        .replace(
+            "[gateway]\n",
+            "[gateway]\nretransmit_timeout = \"500ms\"\nretransmit_tries = 1\nretransmit_base = 1\n",
+        )
+        .replace("initiate = ", "dpd_interval = \"1s\"\ninitiate = ");
+    let text = format!(
+        r#"{head}[bgp]
+local_as = {asn}
+router_id = "{router_id}"
+hold_time = "9s"
+keepalive = "3s"
+announce = ["{lan}"]
+
+[[bgp.neighbor]]
+address = "{peer_inside}"
+remote_as = {peer_as}
+connection = "peer"
+"#
+    );
+    fs::write(dir.config(), text).unwrap();
+}
+
+/// Polls `f` every 20 ms until it holds; panics with `what()` after `max`.
+fn until(max: Duration, what: impl Fn() -> String, mut f: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < max, "{} (waited {max:?})", what());
+        thread::sleep(Duration::from_millis(20));
+    }
+    t.elapsed()
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn bgp_over_the_tunnel_learns_routes_and_withdraws_them_when_the_tunnel_goes() {
+    let (na, nb) = (Ns::new("vbd-bgp-a"), Ns::new("vbd-bgp-b"));
+    ip(&[
+        "link", "add", "wan", "netns", &na.0, "type", "veth", "peer", "name", "wan", "netns", &nb.0,
+    ]);
+    for (ns, wan, lan) in [
+        (&na, "10.97.0.1/24", "10.2.0.1/32"),
+        (&nb, "10.97.0.2/24", "10.1.0.1/32"),
+    ] {
+        ip(&["-n", &ns.0, "addr", "add", wan, "dev", "wan"]);
+        ip(&["-n", &ns.0, "addr", "add", lan, "dev", "lo"]);
+        ip(&["-n", &ns.0, "link", "set", "wan", "up"]);
+    }
+    let (da, db) = (Dir::new("bgp-a"), Dir::new("bgp-b"));
+    let inside = ("169.254.30.1", "169.254.30.2");
+    tunnel_config(
+        &da,
+        "10.97.0.1",
+        "10.97.0.2",
+        "10.1.0.0/24",
+        inside,
+        true,
+        "",
+    );
+    tunnel_config(
+        &db,
+        "10.97.0.2",
+        "10.97.0.1",
+        "10.2.0.0/24",
+        (inside.1, inside.0),
+        false,
+        "",
+    );
+    bgp_over_tunnel(&da, 65001, 65002, "10.97.0.1", inside.1, "10.2.0.0/24");
+    bgp_over_tunnel(&db, 65002, 65001, "10.97.0.2", inside.0, "10.1.0.0/24");
+    let b = Daemon::start(&nb, &db);
+    let a = Daemon::start(&na, &da);
+    let logs = || format!("--- a:\n{}\n--- b:\n{}", da.log(), db.log());
+
+    let received = |sock: &Path| -> Vec<String> {
+        json(sock, &["bgp", "routes", "--received", "peer"])
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|r| r["prefix"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let kernel = |ns: &Ns, prefix: &str| ip_out(&["-n", &ns.0, "route", "show", prefix]);
+    let learned = |sock: &Path, ns: &Ns, prefix: &str| {
+        received(sock) == [prefix] && kernel(ns, prefix).contains(&format!("dev {TUN}"))
+    };
+    let both_learned =
+        || learned(&a.socket, &na, "10.1.0.0/24") && learned(&b.socket, &nb, "10.2.0.0/24");
+    let took = until(
+        Duration::from_secs(30),
+        || format!("routes never learned\n{}", logs()),
+        both_learned,
+    );
+    eprintln!("BGP routes learned {took:?} after both daemons answered");
+    assert!(
+        kernel(&na, "10.1.0.0/24").contains("proto 87"),
+        "{}",
+        kernel(&na, "10.1.0.0/24")
+    );
+    // The learned route carries traffic: LAN to LAN through the tunnel.
+    let ping = |ns: &Ns, src: &str, dst: &str| {
+        Command::new("ip")
+            .args([
+                "netns", "exec", &ns.0, "ping", "-c", "1", "-W", "1", "-I", src, dst,
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(
+        ping(&na, "10.2.0.1", "10.1.0.1"),
+        "a → b over BGP's route\n{}",
+        logs()
+    );
+
+    let neighbors = json(&a.socket, &["bgp", "neighbors"]);
+    let n = &neighbors[0];
+    assert_eq!(n["state"], "Established", "{neighbors:#}");
+    assert_eq!(n["connection"], "peer");
+    assert_eq!(n["address"], inside.1);
+    assert_eq!(n["prefixes_received"], 1);
+    assert_eq!(n["prefixes_advertised"], 1);
+    let adv = json(&a.socket, &["bgp", "routes", "--advertised", inside.1]);
+    assert_eq!(adv[0]["prefix"], "10.2.0.0/24", "{adv:#}");
+    let text = ok(&a.socket, &["bgp", "neighbors"]);
+    assert!(
+        text.contains("Established") && text.contains("peer"),
+        "{text}"
+    );
+    let text = ok(&b.socket, &["bgp", "routes", "peer"]);
+    assert!(
+        text.contains("10.2.0.0/24") && text.contains("65001"),
+        "{text}"
+    );
+    let (code, body) = unix_http(&a.socket, "GET", "/v1/bgp/routes?neighbor=nosuch");
+    assert_eq!(code, 404, "{body}");
+    let (_, body) = unix_http(&a.socket, "GET", "/metrics");
+    let samples = parse_prometheus(&body);
+    assert_eq!(
+        sample(
+            &samples,
+            "vpngw_bgp_session_state{neighbor=\"peer\",state=\"Established\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&samples, "vpngw_bgp_prefixes_received{neighbor=\"peer\"}"),
+        1.0
+    );
+    assert!(
+        sample(
+            &samples,
+            "vpngw_bgp_updates_received_total{neighbor=\"peer\"}"
+        ) >= 1.0
+    );
+
+    // The tunnel goes down: each end withdraws what it learned over it at once, from the
+    // API and the kernel, far within the 9 s hold time.
+    let state = |sock: &Path| {
+        json(sock, &["conn", "list"])[0]["state"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let gone = |sock: &Path, ns: &Ns, prefix: &str| {
+        received(sock).is_empty()
+            && !kernel(ns, prefix).contains(prefix.split('/').next().unwrap_or(prefix))
+    };
+    ok(&a.socket, &["conn", "down", "peer"]);
+    for (sock, ns, prefix, who) in [
+        (&a.socket, &na, "10.1.0.0/24", "a"),
+        (&b.socket, &nb, "10.2.0.0/24", "b"),
+    ] {
+        until(
+            Duration::from_secs(5),
+            || format!("the tunnel never went down\n{}", logs()),
+            || state(sock) == "down",
+        );
+        let took = until(
+            Duration::from_secs(1),
+            || {
+                format!(
+                    "{who} kept its learned route over 1 s after the tunnel was down\n{}",
+                    logs()
+                )
+            },
+            || gone(sock, ns, prefix),
+        );
+        eprintln!("{who}: learned route withdrawn {took:?} after the tunnel was seen down");
+    }
+    let n = &json(&a.socket, &["bgp", "neighbors"])[0];
+    assert_eq!(
+        (n["state"].as_str(), n["flaps"].as_u64()),
+        (Some("Idle"), Some(1)),
+        "{n:#}"
+    );
+    assert_eq!(n["transport_up"], false);
+
+    // Back up: the session restarts and the routes return.
+    ok(&a.socket, &["conn", "up", "peer"]);
+    let took = until(
+        Duration::from_secs(30),
+        || format!("routes never came back\n{}", logs()),
+        both_learned,
+    );
+    eprintln!("BGP routes back {took:?} after conn up");
+    assert!(ping(&na, "10.2.0.1", "10.1.0.1"), "a → b again\n{}", logs());
+
+    // The peer dies without a word: DPD declares the tunnel down, and the route learned over
+    // it goes at once, long before BGP's hold timer would have expired.
+    drop(b);
+    let took = until(
+        Duration::from_secs(10),
+        || format!("DPD never declared b dead\n{}", logs()),
+        || state(&a.socket) == "down",
+    );
+    eprintln!("a: tunnel declared down {took:?} after b was killed");
+    let took = until(
+        Duration::from_secs(1),
+        || {
+            format!(
+                "a kept b's route over 1 s after DPD declared the tunnel down\n{}",
+                logs()
+            )
+        },
+        || gone(&a.socket, &na, "10.1.0.0/24"),
+    );
+    eprintln!("a: learned route withdrawn {took:?} after the tunnel was seen down (DPD)");
+    assert!(a.stop().success());
 }

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::{
     api,
+    bgpd::{BgpRoute, NeighborView},
     daemon::model::{
         AdminChange, ConnectionInfo, ModeInfo, PublishChange, PublishRequest, ReloadReport,
         RouteView, SaView, Status, TunnelState,
@@ -244,6 +245,153 @@ pub(crate) fn sa(args: SaArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `vpngw bgp …`.
+#[derive(Debug, Args)]
+pub(crate) struct BgpArgs {
+    #[command(subcommand)]
+    command: BgpCommand,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Debug, Subcommand)]
+enum BgpCommand {
+    /// Every neighbour: state, the tunnel it rides on, prefixes each way, uptime, flaps.
+    Neighbors,
+    /// A neighbour's routes: received (the default) or advertised.
+    Routes {
+        /// The neighbour's name or address.
+        neighbor: String,
+        /// Routes accepted from the neighbour.
+        #[arg(long, conflicts_with = "advertised")]
+        received: bool,
+        /// Routes sent to the neighbour.
+        #[arg(long)]
+        advertised: bool,
+    },
+}
+
+/// `vpngw bgp neighbors|routes`.
+pub(crate) fn bgp(args: BgpArgs) -> Result<ExitCode> {
+    let t = &args.target;
+    let sock = socket(t)?;
+    match args.command {
+        BgpCommand::Neighbors => {
+            let list: Vec<NeighborView> = api::get(sock, "/v1/bgp/neighbors")?;
+            if t.json {
+                print_json(&list)?;
+            } else if list.is_empty() {
+                println!("no BGP neighbor (no [bgp] in the configuration)");
+            } else {
+                print!("{}", render_neighbors(&list));
+            }
+        }
+        BgpCommand::Routes {
+            neighbor,
+            advertised,
+            ..
+        } => {
+            let dir = if advertised { "advertised" } else { "received" };
+            let path = format!(
+                "/v1/bgp/routes?neighbor={}&dir={dir}",
+                query_escape(&neighbor)
+            );
+            let routes: Vec<BgpRoute> = api::get(sock, &path)?;
+            if t.json {
+                print_json(&routes)?;
+            } else if routes.is_empty() {
+                println!("no route {dir} ({neighbor})");
+            } else {
+                let opt = |v: Option<u32>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+                let rows: Vec<Vec<String>> = routes
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.prefix.to_string(),
+                            r.next_hop.to_string(),
+                            if r.as_path.is_empty() {
+                                "(local)".to_owned()
+                            } else {
+                                r.as_path.clone()
+                            },
+                            r.origin.clone(),
+                            opt(r.med),
+                            opt(r.local_pref),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    output::table(
+                        &[
+                            "prefix",
+                            "next hop",
+                            "as path",
+                            "origin",
+                            "med",
+                            "local pref"
+                        ],
+                        &rows
+                    )
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_neighbors(list: &[NeighborView]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|n| {
+            let over = match &n.connection {
+                Some(c) if n.transport_up => c.clone(),
+                Some(c) => format!("{c} (down)"),
+                None => "-".to_owned(),
+            };
+            vec![
+                n.name.clone(),
+                n.address.to_string(),
+                n.remote_as.to_string(),
+                over,
+                n.state.clone(),
+                n.established_seconds
+                    .map_or_else(|| "-".to_owned(), duration),
+                n.prefixes_received.to_string(),
+                n.prefixes_advertised.to_string(),
+                n.flaps.to_string(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "neighbor",
+            "address",
+            "as",
+            "connection",
+            "state",
+            "up",
+            "received",
+            "advertised",
+            "flaps",
+        ],
+        &rows,
+    )
+}
+
+/// Percent-encodes a query value (names are plain; an IPv6 address has ':').
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Refuses early, in one line, when no daemon socket is there.
@@ -596,5 +744,39 @@ mod tests {
             s.contains("dpd             every 10s, 3 retries, then restart"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn bgp_neighbors_table_shows_the_tunnel_and_its_state() {
+        let n = |name: &str, conn: Option<&str>, up: bool, state: &str| NeighborView {
+            name: name.into(),
+            address: "169.254.10.2".parse().unwrap(),
+            remote_as: 65000,
+            local_address: None,
+            connection: conn.map(Into::into),
+            transport_up: up,
+            state: state.into(),
+            established_seconds: (state == "Established").then_some(61),
+            peer_router_id: None,
+            hold_time: None,
+            prefixes_received: 2,
+            prefixes_advertised: 1,
+            updates_in: 3,
+            updates_out: 2,
+            flaps: 1,
+            last_down: None,
+        };
+        let t = render_neighbors(&[
+            n("dc1", Some("dc1"), true, "Established"),
+            n("dc2", Some("dc2"), false, "Idle"),
+        ]);
+        assert_eq!(
+            t,
+            "neighbor  address       as     connection  state        up    received  advertised  flaps\n\
+             dc1       169.254.10.2  65000  dc1         Established  1m1s  2         1           1\n\
+             dc2       169.254.10.2  65000  dc2 (down)  Idle         -     2         1           1\n"
+        );
+        assert_eq!(query_escape("fd00::1"), "fd00%3A%3A1");
+        assert_eq!(query_escape("dc-1.x"), "dc-1.x");
     }
 }

@@ -11,6 +11,9 @@
 //!   [[connection]]   addresses, identities, PSK source, proposals, lifetimes, DPD, mode,
 //!     [connection.health_check]          on_tunnel_down
 //!   [[route]]        prefix → connection, weight 100 (active) / 0 (standby), publish
+//!   [bgp]            local_as, router_id, hold_time, keepalive, announce
+//!     [[bgp.neighbor]]  address, remote_as, connection (its tunnel), import, max_prefix,
+//!                       prepend, publish
 //! ```
 //!
 //! Reading ([`read`]) walks the document with `confread` and checks each value where it
@@ -21,6 +24,7 @@
 //! This module never opens a socket, starts a tunnel or keeps a secret: PSKs are read when
 //! needed through [`SecretSource::load`] and dropped (zeroed) after use.
 
+pub(crate) mod bgp;
 pub(crate) mod proposal;
 mod read;
 mod rules;
@@ -58,6 +62,8 @@ pub(crate) struct Config {
     pub(crate) connections: Vec<Connection>,
     /// `[[route]]`, in file order; each names a connection of [`Config::connections`].
     pub(crate) routes: Vec<Route>,
+    /// `[bgp]` with its `[[bgp.neighbor]]`s, when this gateway speaks BGP.
+    pub(crate) bgp: Option<bgp::Bgp>,
     /// Where each field came from, for errors found after reading.
     #[serde(skip)]
     pub(crate) origin: Origin,

@@ -47,7 +47,7 @@ pub(super) mod default {
     pub(crate) const MIN_CHILD_BYTES: u64 = 1 << 20;
 }
 
-const ROOT_KEYS: [&str; 5] = ["gateway", "api", "fabric", "connection", "route"];
+const ROOT_KEYS: [&str; 6] = ["gateway", "api", "fabric", "connection", "route", "bgp"];
 const CONNECTION_KEYS: [&str; 26] = [
     "name",
     "local_address",
@@ -148,6 +148,7 @@ pub(super) fn read(path: &Path, text: &str, secrets: Secrets) -> Result<Config, 
     };
     let conns = r.list(&root, "connection", |r, t| Some(connection(r, t, &ctx)));
     let routes = r.list(&root, "route", |r, t| Some(route(r, t)));
+    let bgp = super::bgp::read(&mut r, &root, &conns, fabric.as_ref().map(Option::is_some));
 
     // Without a readable [fabric] its absence is not known; publish = true is then not blamed.
     rules::check(
@@ -179,6 +180,7 @@ pub(super) fn read(path: &Path, text: &str, secrets: Secrets) -> Result<Config, 
         fabric: fabric.ok_or_else(missing)?,
         connections: connections.ok_or_else(missing)?,
         routes: routes.ok_or_else(missing)?,
+        bgp: bgp.map_err(|Reported| missing())?,
         origin,
     })
 }

@@ -2,6 +2,7 @@
 
 use std::{path::Path, time::Duration};
 
+use super::bgp;
 use super::*;
 
 const FILE: &str = "gw.toml";
@@ -229,7 +230,7 @@ fn unknown_keys_are_errors_listing_the_known_ones() {
             &text,
             "[extra]",
             "extra",
-            "unknown key \"extra\"; expected one of: gateway, api, fabric, connection, route"
+            "unknown key \"extra\"; expected one of: gateway, api, fabric, connection, route, bgp"
         )
     );
     let text = edit("mode = \"route\"", "mode = \"route\"\ndpd_timeout = 30");
@@ -1426,5 +1427,229 @@ fn diff_by_connection_name() {
             unchanged: vec!["dc1".into(), "br".into()],
             ..ConfigDiff::default()
         }
+    );
+}
+
+// ---- [bgp] ----
+
+/// [`BASE`] with a BGP speaker and one neighbour over dc1's inside /30, then `extra`.
+fn with_bgp(neighbor_extra: &str) -> String {
+    format!(
+        "{BASE}\n[bgp]\nlocal_as = 64512\nrouter_id = \"172.16.1.2\"\nannounce = [\"172.16.0.0/16\"]\n\n\
+         [[bgp.neighbor]]\naddress = \"169.254.10.2\"\nremote_as = 65000\nconnection = \"dc1\"\n{neighbor_extra}"
+    )
+}
+
+#[test]
+fn bgp_defaults_and_a_tunnel_neighbor() {
+    assert_eq!(ok(BASE).bgp, None);
+    let c = ok(&with_bgp(""));
+    let b = c.bgp.unwrap();
+    assert_eq!(
+        (b.local_as, b.router_id, b.hold_time, b.keepalive),
+        (
+            64512,
+            "172.16.1.2".parse().unwrap(),
+            Duration::from_secs(30),
+            Duration::from_secs(10)
+        )
+    );
+    assert_eq!(b.announce, vec!["172.16.0.0/16".parse::<IpNet>().unwrap()]);
+    assert_eq!(
+        b.neighbors,
+        vec![bgp::BgpNeighbor {
+            name: "dc1".into(),
+            address: "169.254.10.2".parse().unwrap(),
+            remote_as: 65000,
+            connection: Some("dc1".into()),
+            local_address: Some("169.254.10.1".parse().unwrap()),
+            import: None,
+            max_prefix: None,
+            prepend: 0,
+            publish: false,
+        }]
+    );
+    let c = ok(&with_bgp(
+        "import = [\"192.168.0.0/16\"]\nmax_prefix = 100\nprepend = 2\nname = \"onprem\"\n\n\
+         [[bgp.neighbor]]\naddress = \"10.0.0.9\"\nremote_as = 64512\n",
+    ));
+    let n = &c.bgp.unwrap().neighbors;
+    assert_eq!(n[0].name, "onprem");
+    assert_eq!(
+        n[0].max_prefix,
+        Some(bgp::MaxPrefix {
+            limit: 100,
+            action: bgp::MaxPrefixAction::Drop
+        })
+    );
+    assert_eq!(n[0].prepend, 2);
+    assert_eq!((n[1].name.as_str(), n[1].local_address), ("10.0.0.9", None));
+}
+
+#[test]
+fn bgp_speaker_values_are_checked() {
+    let text = with_bgp("").replace("router_id = \"172.16.1.2\"", "router_id = \"0.0.0.0\"");
+    assert_eq!(
+        one(&text),
+        at(
+            &text,
+            "router_id",
+            "bgp.router_id",
+            "0.0.0.0 is not a BGP Identifier: a non-zero IPv4 address (RFC 4271 §4.2)"
+        )
+    );
+    let text = with_bgp("").replace(
+        "local_as = 64512\n",
+        "local_as = 64512\nhold_time = \"2s\"\n",
+    );
+    assert_eq!(
+        one(&text),
+        at(
+            &text,
+            "hold_time",
+            "bgp.hold_time",
+            "2s is not a hold time: 0 (no hold timer) or 3s to 65535s (RFC 4271 §4.2)"
+        )
+    );
+    let text = with_bgp("").replace(
+        "local_as = 64512\n",
+        "local_as = 64512\nkeepalive = \"20s\"\n",
+    );
+    assert_eq!(
+        one(&text),
+        at(
+            &text,
+            "keepalive",
+            "bgp.keepalive",
+            "keepalive 20s must be at least 1s and at most a third of hold_time 30s (RFC 4271 §10)"
+        )
+    );
+    let text = with_bgp("").replace("local_as = 64512\n", "");
+    let e = one(&text);
+    assert!(e.contains("bgp.local_as: missing"), "{e}");
+    let text = with_bgp("").replace("local_as = 64512", "local_as = 0");
+    let e = one(&text);
+    assert!(e.contains("bgp.local_as: 0 is out of range"), "{e}");
+    let text = with_bgp("prepend = 11\nholdtime = 3\n");
+    let e = errors(&text);
+    assert!(
+        e.iter()
+            .any(|l| l.contains("bgp.neighbor[0].prepend: 11 is out of range")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.contains("bgp.neighbor[0].holdtime: unknown key \"holdtime\"")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_tunnel_neighbor_peers_on_its_inside_addresses() {
+    let text = with_bgp("").replace("address = \"169.254.10.2\"", "address = \"169.254.10.3\"");
+    assert_eq!(
+        one(&text),
+        at(
+            &text,
+            "address = \"169.254.10.3\"",
+            "bgp.neighbor[0].address",
+            "169.254.10.3 is not the peer_inside of connection \"dc1\": a neighbour over a \
+             tunnel peers on its inside /30 169.254.10.0/30; use 169.254.10.2"
+        )
+    );
+    let text = with_bgp("local_address = \"169.254.10.2\"\n");
+    assert_eq!(
+        one(&text),
+        at(
+            &text,
+            "local_address = \"169.254.10.2\"",
+            "bgp.neighbor[0].local_address",
+            "169.254.10.2 is not the local_inside of connection \"dc1\": the session leaves \
+             from 169.254.10.1 (or leave local_address out)"
+        )
+    );
+    let text = with_bgp("").replacen(
+        "remote_as = 65000\nconnection = \"dc1\"",
+        "remote_as = 65000\nconnection = \"dc9\"",
+        1,
+    );
+    assert_eq!(
+        one(&text),
+        at(
+            &text,
+            "connection = \"dc9\"",
+            "bgp.neighbor[0].connection",
+            "unknown connection \"dc9\"; connections are: dc1"
+        )
+    );
+    let text = format!("{BASE}{POLICY}\n[bgp]\nlocal_as = 64512\nrouter_id = \"172.16.1.2\"\n\n[[bgp.neighbor]]\naddress = \"10.20.0.1\"\nremote_as = 65000\nconnection = \"br\"\n");
+    assert_eq!(
+        one(&text),
+        at(
+            &text,
+            "connection = \"br\"",
+            "bgp.neighbor[0].connection",
+            "connection \"br\" is policy-based: BGP runs over a route-based tunnel's inside \
+             addresses (mode = \"route\")"
+        )
+    );
+}
+
+#[test]
+fn bgp_neighbor_rules() {
+    let text = with_bgp("max_prefix_action = \"reset\"\n");
+    assert_eq!(
+        one(&text),
+        at(
+            &text,
+            "max_prefix_action",
+            "bgp.neighbor[0].max_prefix_action",
+            "max_prefix_action without max_prefix: set the limit it acts on"
+        )
+    );
+    let text = with_bgp("max_prefix = 10\nmax_prefix_action = \"ignore\"\n");
+    let e = one(&text);
+    assert!(
+        e.contains("\"ignore\" is not allowed here; expected \"drop\" or \"reset\""),
+        "{e}"
+    );
+    let text = with_bgp("publish = true\n");
+    assert_eq!(
+        one(&text),
+        at(
+            &text,
+            "publish",
+            "bgp.neighbor[0].publish",
+            "publish = true needs a [fabric] section: learned routes are published into the \
+             fabric controller named there"
+        )
+    );
+    let text = with_bgp("publish = true\n").replace(
+        "[[connection]]",
+        "[fabric]\nsocket = \"/run/lab/controller.sock\"\n\n[[connection]]",
+    );
+    assert!(ok(&text).bgp.unwrap().neighbors[0].publish);
+    let text = with_bgp(
+        "\n[[bgp.neighbor]]\naddress = \"169.254.10.2\"\nremote_as = 65001\nname = \"again\"\n",
+    );
+    assert_eq!(
+        one(&text),
+        format!(
+            "{FILE}:{}: bgp.neighbor[1].address: 169.254.10.2 is the address of bgp.neighbor[0] \
+             (line {}) too: one session per neighbour",
+            line_nth(&text, "address = \"169.254.10.2\"", 1),
+            line_nth(&text, "[[bgp.neighbor]]", 0)
+        )
+    );
+    let text =
+        with_bgp("\n[[bgp.neighbor]]\naddress = \"10.0.0.9\"\nremote_as = 65001\nname = \"dc1\"\n");
+    assert_eq!(
+        one(&text),
+        format!(
+            "{FILE}:{}: bgp.neighbor[1].name: \"dc1\" names bgp.neighbor[0] (line {}) too: give \
+             each neighbour its own name",
+            line_nth(&text, "name = \"dc1\"", 1),
+            line_nth(&text, "[[bgp.neighbor]]", 0)
+        )
     );
 }

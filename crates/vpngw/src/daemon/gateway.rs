@@ -8,7 +8,7 @@
 use std::{
     collections::BTreeMap,
     path::PathBuf,
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{Mutex, MutexGuard, OnceLock, PoisonError},
     time::Instant,
 };
 
@@ -25,7 +25,10 @@ use super::{
     store::Store,
     tunnel::{EngineCommand, Reconfigure},
 };
-use crate::config::{self, Config};
+use crate::{
+    bgpd::{self, BgpRoute, NeighborView, RouteDir},
+    config::{self, Config},
+};
 
 /// Why a request on a connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,8 @@ pub(crate) enum GatewayError {
     /// A reload was refused; nothing changed.
     #[error("reload refused, nothing changed:\n{}", .0.join("\n"))]
     Reload(Vec<String>),
+    #[error("no BGP neighbor {name:?} (neighbors: {known})")]
+    UnknownNeighbor { name: String, known: String },
 }
 
 /// A reload request: the main task answers on the channel.
@@ -106,6 +111,8 @@ pub(crate) struct Gateway {
     engine: mpsc::UnboundedSender<EngineCommand>,
     /// Reload requests go to the main task.
     reloads: Mutex<Option<mpsc::UnboundedSender<ReloadRequest>>>,
+    /// The BGP speaker, when `[bgp]` is configured (set once it runs).
+    bgp: OnceLock<bgpd::Handle>,
 }
 
 impl Gateway {
@@ -173,6 +180,7 @@ impl Gateway {
             published: Mutex::new(published),
             engine,
             reloads: Mutex::new(None),
+            bgp: OnceLock::new(),
         })
     }
 
@@ -375,6 +383,46 @@ impl Gateway {
             prefix,
             published: on,
             changed: now != on,
+        })
+    }
+
+    /// Hands the running BGP speaker to the API and metrics.
+    pub(crate) fn set_bgp(&self, handle: bgpd::Handle) {
+        let _ = self.bgp.set(handle);
+    }
+
+    /// `GET /v1/bgp/neighbors`: empty without `[bgp]`.
+    pub(crate) fn bgp_neighbors(&self) -> Vec<NeighborView> {
+        self.bgp
+            .get()
+            .map(bgpd::Handle::neighbors)
+            .unwrap_or_default()
+    }
+
+    /// `GET /v1/bgp/routes`: a neighbour's routes, by its name or address.
+    pub(crate) async fn bgp_routes(
+        &self,
+        neighbor: &str,
+        dir: RouteDir,
+    ) -> Result<Vec<BgpRoute>, GatewayError> {
+        let found = match self.bgp.get() {
+            Some(h) => h.routes(neighbor, dir).await,
+            None => None,
+        };
+        found.ok_or_else(|| {
+            let known: Vec<String> = self
+                .bgp_neighbors()
+                .into_iter()
+                .map(|n| format!("{} ({})", n.name, n.address))
+                .collect();
+            GatewayError::UnknownNeighbor {
+                name: neighbor.to_owned(),
+                known: if known.is_empty() {
+                    "none: no [bgp] in the configuration".to_owned()
+                } else {
+                    known.join(", ")
+                },
+            }
         })
     }
 
@@ -698,6 +746,9 @@ impl Gateway {
         for (reason, n) in &snap.esp_drops {
             out.sample("vpngw_esp_dropped_total", &[("reason", reason)], *n);
         }
+        if let Some(bgp) = self.bgp.get() {
+            super::bgp::write_metrics(&mut out, &bgp.neighbors());
+        }
         out.finish()
     }
 }
@@ -728,7 +779,7 @@ fn mode_name(m: &config::Mode) -> &'static str {
 }
 
 /// Publishes or withdraws `prefix` by `gateway` at the fabric controller.
-fn tell_fabric(
+pub(super) fn tell_fabric(
     socket: &std::path::Path,
     gateway: &str,
     prefix: IpNet,

@@ -2,15 +2,18 @@
 //! `packaging/vpngw.service`).
 //!
 //! ```text
-//!   start: config ─► state db (lock) ─► API socket ─► TUN ─► UDP 500/4500 ─► TCP API ─► ready
+//!   start: config ─► state db (lock) ─► API socket ─► TUN ─► UDP 500/4500 ─► BGP 179 (if
+//!          [bgp]) ─► TCP API ─► ready
 //!
 //!   main task: signals ── SIGHUP, POST /v1/reload: re-read the config, apply what changed
 //!      │                │  (changed tunnels rebuilt, the others' SAs untouched)
 //!      │                └ SIGTERM, SIGINT: stop (below)
 //!      ├── API, Unix socket [api] socket (0600) ─┐
 //!      ├── API, TCP [api] listen (bearer token) ─┴─► Gateway { connections, store, metrics }
-//!      └── tunnel engine: UDP 500/4500 ⇄ ike::Endpoint, TUN ⇄ esp SAs ──► state events
-//!          (see `tunnel`)
+//!      ├── tunnel engine: UDP 500/4500 ⇄ ike::Endpoint, TUN ⇄ esp SAs ──► state events
+//!      │   (see `tunnel`)
+//!      └── BGP ([bgp]): `bgpd` driver, tied to the tunnels' child SAs; learned routes into
+//!          the engine and the fabric (see `bgp`)
 //!
 //!   stop: API servers drain (5 s at most) ─► tasks end ─► sockets closed ─► TUN closed
 //!         (the kernel removes it with its addresses) ─► API socket file removed
@@ -21,6 +24,7 @@
 //! A second daemon on the same `state_dir` or API socket is refused rather than allowed to
 //! take them over.
 
+mod bgp;
 mod gateway;
 mod metrics;
 pub(crate) mod model;
@@ -159,7 +163,7 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
         tun.info.clone(),
         store,
         metrics,
-        commands,
+        commands.clone(),
     )?);
     let engine = Engine::new(
         &cfg,
@@ -173,6 +177,14 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
     gw.set_reloader(reload_tx);
     let listening: Vec<std::net::IpAddr> = outer.by_address.keys().copied().collect();
     let (engine_stop, engine_stopped) = watch::channel(false);
+    let bgp_events = match &cfg.bgp {
+        Some(b) => {
+            let (handle, events) = bgp::start(&cfg, b, commands.clone(), engine_stopped.clone())?;
+            gw.set_bgp(handle);
+            Some(events)
+        }
+        None => None,
+    };
     let engine = tokio::spawn(engine.run(engine_commands, engine_stopped));
     let mut tasks = JoinSet::new();
     {
@@ -195,6 +207,9 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
         tasks.spawn(async move {
             while let Some(ev) = engine_events.recv().await {
                 tunnel::apply_to(&gw, &ev);
+                if let Some(tx) = &bgp_events {
+                    let _ = tx.send(ev.clone());
+                }
                 if matches!(
                     ev,
                     tunnel::EngineEvent::HealthFailed { .. }
@@ -365,6 +380,7 @@ fn plan_reload(
         ("gateway", running.gateway == new.gateway),
         ("api", running.api == new.api),
         ("fabric", running.fabric == new.fabric),
+        ("bgp", running.bgp == new.bgp),
     ] {
         if !same {
             let e = new.origin.error(

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use axum::{
-    extract::{Path, Request, State},
+    extract::{Path, Query, Request, State},
     handler::Handler,
     http::{header, Method, StatusCode},
     middleware::{self, Next},
@@ -37,7 +37,11 @@ use super::{
         RouteView, SaView, Status,
     },
 };
-use crate::{api::ApiError, config::secret::Secret};
+use crate::{
+    api::ApiError,
+    bgpd::{BgpRoute, NeighborView, RouteDir},
+    config::secret::Secret,
+};
 
 /// The OpenAPI 3.0 document of this API, served at `/openapi.json`.
 pub(crate) const OPENAPI: &str = include_str!("openapi.json");
@@ -81,6 +85,8 @@ fn routes() -> Routes {
     .post("/v1/routes/publish", publish)
     .post("/v1/routes/withdraw", withdraw)
     .post("/v1/reload", reload)
+    .get("/v1/bgp/neighbors", bgp_neighbors)
+    .get("/v1/bgp/routes", bgp_routes)
     .get("/metrics", metrics_text)
     .get("/openapi.json", openapi)
 }
@@ -145,6 +151,7 @@ impl From<GatewayError> for ApiError {
             GatewayError::NoFabric => StatusCode::CONFLICT,
             GatewayError::Fabric(_) => StatusCode::BAD_GATEWAY,
             GatewayError::Reload(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            GatewayError::UnknownNeighbor { .. } => StatusCode::NOT_FOUND,
         };
         Self(status, e.to_string())
     }
@@ -212,6 +219,25 @@ async fn set_published(
 
 async fn reload(State(gw): State<Shared>) -> Result<Json<ReloadReport>, ApiError> {
     gw.request_reload().await.map(Json).map_err(ApiError::from)
+}
+
+async fn bgp_neighbors(State(gw): State<Shared>) -> Json<Vec<NeighborView>> {
+    Json(gw.bgp_neighbors())
+}
+
+/// `?neighbor=NAME|ADDRESS&dir=received|advertised` (`received` when absent).
+#[derive(Debug, serde::Deserialize)]
+struct BgpRoutesQuery {
+    neighbor: String,
+    dir: Option<RouteDir>,
+}
+
+async fn bgp_routes(
+    State(gw): State<Shared>,
+    Query(q): Query<BgpRoutesQuery>,
+) -> Result<Json<Vec<BgpRoute>>, ApiError> {
+    let dir = q.dir.unwrap_or(RouteDir::Received);
+    Ok(Json(gw.bgp_routes(&q.neighbor, dir).await?))
 }
 
 async fn sas(State(gw): State<Shared>) -> Json<Vec<SaView>> {

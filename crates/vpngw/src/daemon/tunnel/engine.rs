@@ -80,6 +80,12 @@ pub(crate) enum EngineCommand {
     Down(String),
     /// A reload's changes.
     Reconfigure(Box<Reconfigure>),
+    /// The prefixes BGP selected through this connection now (all of them, replacing the
+    /// last set): routed into it, in the table and in the kernel.
+    SetLearned {
+        conn: String,
+        prefixes: Vec<ipnet::IpNet>,
+    },
 }
 
 /// What a reload changes in the engine.
@@ -122,6 +128,8 @@ struct Conn {
     health: Option<(HealthCheck, HealthPolicy)>,
     /// A failed health check took the routes out (`revoke_routes`).
     revoked: bool,
+    /// Prefixes learned by BGP over this connection ([`EngineCommand::SetLearned`]).
+    learned: Vec<ipnet::IpNet>,
     ike_proposal: String,
     /// Traffic of SAs already removed, so the totals survive rekeys.
     retired: Traffic,
@@ -296,6 +304,11 @@ impl Engine {
                     self.ike.terminate(now, id);
                 }
             }
+            EngineCommand::SetLearned { conn, prefixes } => {
+                if let Some(&id) = self.by_name.get(&conn) {
+                    self.set_learned(id, prefixes);
+                }
+            }
             EngineCommand::Reconfigure(r) => self.reconfigure(&r, now),
         }
     }
@@ -326,6 +339,7 @@ impl Engine {
                     (HealthCheck::new(h, ident, now), h.policy)
                 }),
                 revoked: false,
+                learned: Vec::new(),
                 ike_proposal: String::new(),
                 retired: Traffic::default(),
             },
@@ -345,6 +359,7 @@ impl Engine {
             self.apply(ev);
         }
         self.set_kernel_routes(id, false);
+        self.set_learned(id, Vec::new());
         self.conns.remove(&id);
         self.by_name.remove(name);
     }
@@ -369,6 +384,16 @@ impl Engine {
                     (*tunnel_cidr).into(),
                     NextHop::Connection(c.name.clone()),
                     Source::Connected,
+                ));
+            }
+        }
+        // BGP's routes outlive a reload; the session that learned them is not the reload's.
+        for c in self.conns.values() {
+            for p in &c.learned {
+                table.insert(Route::new(
+                    *p,
+                    NextHop::Connection(c.name.clone()),
+                    Source::Bgp,
                 ));
             }
         }
@@ -420,6 +445,40 @@ impl Engine {
             }
         }
         self.set_routes(&r.routes, &r.connections);
+    }
+
+    /// The prefixes BGP selected through this connection now: into the forwarding table and,
+    /// through the shared count of [`KernelRoutes`], into the kernel (a prefix a `[[route]]`
+    /// also routes keeps its kernel route while either has it).
+    fn set_learned(&mut self, conn: ConnId, prefixes: Vec<ipnet::IpNet>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let mut prefixes: Vec<ipnet::IpNet> = prefixes.iter().map(ipnet::IpNet::trunc).collect();
+        prefixes.sort();
+        prefixes.dedup();
+        let old = std::mem::replace(&mut c.learned, prefixes.clone());
+        let name = c.name.clone();
+        let route = |p: ipnet::IpNet| Route::new(p, NextHop::Connection(name.clone()), Source::Bgp);
+        let gone: Vec<ipnet::IpNet> = old
+            .iter()
+            .filter(|p| prefixes.binary_search(p).is_err())
+            .copied()
+            .collect();
+        let new: Vec<ipnet::IpNet> = prefixes
+            .iter()
+            .filter(|p| old.binary_search(p).is_err())
+            .copied()
+            .collect();
+        for p in &gone {
+            self.routes.remove(&route(*p));
+        }
+        for p in &new {
+            self.routes.insert(route(*p));
+        }
+        self.kernel.remove(&gone);
+        self.kernel.add(&new);
+        tracing::info!(conn = %name, learned = prefixes.len(), "BGP routes into the connection");
     }
 
     async fn handle_udp(&mut self, local: SocketAddr, remote: SocketAddr, data: &mut [u8]) {

@@ -75,6 +75,8 @@ pub(crate) fn start(lab: &Lab, plan: &Plan, psk: &str) -> Result<()> {
             log = log_path(lab).display(),
         ),
     )?;
+    // The inside addresses are in the selectors too: the VPN gateway's ICMP errors come from
+    // its tunnel address, and BGP runs between the two.
     fs::write(
         d.join("swanctl.conf"),
         format!(
@@ -92,8 +94,8 @@ pub(crate) fn start(lab: &Lab, plan: &Plan, psk: &str) -> Result<()> {
              \x20   children {{\n\
              \x20     {CONN} {{\n\
              \x20       mode = tunnel\n\
-             \x20       local_ts = {lts}\n\
-             \x20       remote_ts = {rts}\n\
+             \x20       local_ts = {lts},{ONPREM_INSIDE}/32\n\
+             \x20       remote_ts = {rts},{CLOUD_INSIDE}/32\n\
              \x20       esp_proposals = aes128gcm16\n\
              \x20       dpd_action = restart\n\
              \x20       close_action = start\n\
@@ -109,10 +111,8 @@ pub(crate) fn start(lab: &Lab, plan: &Plan, psk: &str) -> Result<()> {
              \x20   secret = \"{psk}\"\n\
              \x20 }}\n\
              }}\n",
-            // The inside addresses too: the VPN gateway's ICMP errors come from its tunnel
-            // address, and BGP runs between the two.
-            lts = format!("{},{ONPREM_INSIDE}/32", join(&plan.dc_cidrs)),
-            rts = format!("{},{CLOUD_INSIDE}/32", join(&plan.vpc_cidrs)),
+            lts = join(&plan.dc_cidrs),
+            rts = join(&plan.vpc_cidrs),
         ),
     )?;
     fs::write(d.join("node"), &plan.onprem.0)?;

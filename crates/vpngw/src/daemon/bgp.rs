@@ -1,0 +1,590 @@
+//! BGP in the daemon: the `[bgp]` speaker run by a [`bgpd::Driver`], tied to the tunnels.
+//!
+//! ```text
+//!   engine events (ChildUp/ChildDown/IkeDown) ─► installed child SAs per connection
+//!        first child up ─► Command::TransportUp ─► the neighbour's session starts
+//!        last child gone / IKE SA down ─► Command::TransportDown ─► closed at once, routes
+//!                                         withdrawn (no hold-timer wait)
+//!   Notice::Selected(prefix → peer) ─► per connection: EngineCommand::SetLearned (table and
+//!                                      kernel routes into the tunnel)
+//!                                   └► publish = true: the fabric, publish / withdraw
+//! ```
+//!
+//! A neighbour without `connection` runs from start; what it teaches is shown by the API but
+//! routed nowhere: its next hop is an address, not a tunnel, and the kernel's own routing
+//! reaches it.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::IpAddr,
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::Result;
+use bgp::{
+    policy::{Action, ImportPolicy, MaxPrefixAction as BgpAction, PrefixFilter, PrefixRule},
+    PeerConfig, PeerId, SpeakerConfig,
+};
+use ipnet::IpNet;
+use tokio::sync::{mpsc, watch};
+
+use super::{
+    metrics::Exposition,
+    tunnel::{EngineCommand, EngineEvent},
+};
+use crate::{
+    bgpd::{self, Command, Driver, DriverConfig, Handle, NeighborView, Notice},
+    config::{
+        self,
+        bgp::{Bgp, MaxPrefixAction},
+    },
+};
+
+/// The speaker's configuration from `[bgp]`.
+fn driver_config(cfg: &config::Config, b: &Bgp) -> DriverConfig {
+    let neighbors = b
+        .neighbors
+        .iter()
+        .map(|n| {
+            let mut pc = PeerConfig::new(n.name.clone(), n.address, n.remote_as);
+            pc.hold_time = u16::try_from(b.hold_time.as_secs()).unwrap_or(u16::MAX);
+            pc.keepalive = Some(u16::try_from(b.keepalive.as_secs()).unwrap_or(u16::MAX));
+            // The two ends of a tunnel start their sessions within milliseconds of each other,
+            // before both have the child SA: the first SYNs are often lost or refused. Retry
+            // every 2 s rather than the RFC's 120 s so the routes return promptly.
+            pc.connect_retry = 2;
+            pc.import = ImportPolicy {
+                // Absent: everything, as a cloud VPN gateway accepts the data center's routes
+                // (RFC 8212's default deny would make an unfiltered neighbour useless).
+                filter: Some(match &n.import {
+                    None => PrefixFilter::permit_all(),
+                    Some(list) => PrefixFilter {
+                        rules: list
+                            .iter()
+                            .map(|p| PrefixRule::or_longer(*p, Action::Permit))
+                            .collect(),
+                        default: Action::Deny,
+                    },
+                }),
+                max_prefix: n.max_prefix.map(|m| bgp::policy::MaxPrefix {
+                    limit: m.limit,
+                    action: match m.action {
+                        MaxPrefixAction::Drop => BgpAction::DropExcess,
+                        MaxPrefixAction::Reset => BgpAction::Reset {
+                            restart_after: Some(30),
+                        },
+                    },
+                    warning_threshold: 75,
+                }),
+                local_pref: None,
+            };
+            // Only what this gateway originates: it is no transit between its neighbours.
+            pc.export.filter = Some(PrefixFilter::permit_exact(b.announce.iter().copied()));
+            pc.export.prepend = n.prepend;
+            if n.connection.is_some() {
+                pc.interface = Some(cfg.gateway.tun.clone());
+            }
+            bgpd::Neighbor {
+                config: pc,
+                local: n.local_address,
+                transport: n.connection.clone(),
+            }
+        })
+        .collect();
+    DriverConfig {
+        speaker: SpeakerConfig {
+            asn: b.local_as,
+            router_id: b.router_id,
+        },
+        neighbors,
+        originate: b.announce.clone(),
+    }
+}
+
+/// Starts the speaker: binds 179 on every neighbour's local address (the TUN device's inside
+/// addresses are up by now), spawns the driver and the task that ties it to the tunnels.
+/// Returns the driver's handle and the sender for engine events.
+pub(crate) fn start(
+    cfg: &config::Config,
+    b: &Bgp,
+    engine: mpsc::UnboundedSender<EngineCommand>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(Handle, mpsc::UnboundedSender<EngineEvent>)> {
+    let (mut driver, handle, notices) = Driver::new(driver_config(cfg, b))?;
+    let locals: BTreeSet<_> = b.neighbors.iter().filter_map(|n| n.local_address).collect();
+    for a in locals {
+        driver.listen(a)?;
+    }
+    tokio::spawn(driver.run(shutdown));
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let tie = Tie {
+        commands: handle.commands(),
+        names: b.neighbors.iter().map(|n| n.name.clone()).collect(),
+        conn_of: b.neighbors.iter().map(|n| n.connection.clone()).collect(),
+        publish: b.neighbors.iter().map(|n| n.publish).collect(),
+        children: HashMap::new(),
+        selected: BTreeMap::new(),
+        engine,
+        fabric: cfg
+            .fabric
+            .as_ref()
+            .map(|f| (f.socket.clone(), cfg.gateway.name.clone())),
+        statics: cfg.routes.iter().map(|r| r.prefix).collect(),
+        outer: cfg
+            .connections
+            .iter()
+            .map(|c| (c.name.clone(), c.peer_address))
+            .collect(),
+    };
+    tokio::spawn(tie.run(events, notices));
+    Ok((handle, events_tx))
+}
+
+/// What ties the speaker to the tunnels.
+struct Tie {
+    commands: mpsc::UnboundedSender<Command>,
+    /// Per peer id: its name, for logs.
+    names: Vec<String>,
+    /// Per peer id: its connection.
+    conn_of: Vec<Option<String>>,
+    /// Per peer id: whether what it teaches is published.
+    publish: Vec<bool>,
+    /// Installed child SAs (inbound SPIs) per connection.
+    children: HashMap<String, BTreeSet<u32>>,
+    /// Prefixes whose selected route is a peer's, and that peer.
+    selected: BTreeMap<IpNet, PeerId>,
+    engine: mpsc::UnboundedSender<EngineCommand>,
+    /// The fabric controller's socket and our name there.
+    fabric: Option<(PathBuf, String)>,
+    /// `[[route]]` prefixes: their publication is the operator's, never BGP's to withdraw.
+    statics: BTreeSet<IpNet>,
+    /// Each connection's peer (outer) address.
+    outer: HashMap<String, IpAddr>,
+}
+
+impl Tie {
+    async fn run(
+        mut self,
+        mut events: mpsc::UnboundedReceiver<EngineEvent>,
+        mut notices: mpsc::UnboundedReceiver<Notice>,
+    ) {
+        let (fabric_tx, fabric_rx) = mpsc::unbounded_channel();
+        if let Some((socket, name)) = self.fabric.clone() {
+            tokio::spawn(publisher(socket, name, fabric_rx));
+        }
+        loop {
+            tokio::select! {
+                Some(ev) = events.recv() => self.engine_event(&ev),
+                Some(n) = notices.recv() => self.notice(n, &fabric_tx),
+                else => return,
+            }
+        }
+    }
+
+    fn peers_of(&self, conn: &str) -> Vec<PeerId> {
+        self.conn_of
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.as_deref() == Some(conn))
+            .map(|(i, _)| PeerId(i))
+            .collect()
+    }
+
+    fn engine_event(&mut self, ev: &EngineEvent) {
+        let (conn, up) = match ev {
+            EngineEvent::ChildUp { conn, spi_in, .. } => {
+                let set = self.children.entry(conn.clone()).or_default();
+                let first = set.is_empty();
+                set.insert(*spi_in);
+                if !first {
+                    return;
+                }
+                (conn, true)
+            }
+            EngineEvent::ChildDown { conn, spi_in, .. } => {
+                let Some(set) = self.children.get_mut(conn) else {
+                    return;
+                };
+                if !set.remove(spi_in) || !set.is_empty() {
+                    return;
+                }
+                (conn, false)
+            }
+            EngineEvent::IkeDown { conn, .. } => {
+                if self.children.remove(conn).is_none_or(|s| s.is_empty()) {
+                    return;
+                }
+                (conn, false)
+            }
+            // A broken path inside the tunnel ends the session as a dead tunnel does; the
+            // first answered probe brings it back while child SAs are up.
+            EngineEvent::HealthFailed { conn, .. } => (conn, false),
+            EngineEvent::HealthRecovered { conn } => {
+                if self.children.get(conn).is_none_or(BTreeSet::is_empty) {
+                    return;
+                }
+                (conn, true)
+            }
+            EngineEvent::IkeUp { .. } | EngineEvent::Snapshot(_) => return,
+        };
+        for peer in self.peers_of(conn) {
+            let name = self.names.get(peer.0).map_or("?", String::as_str);
+            tracing::info!(neighbor = %name, connection = %conn, "BGP transport {}", if up { "up" } else { "down" });
+            let cmd = if up {
+                Command::TransportUp(peer)
+            } else {
+                Command::TransportDown(peer)
+            };
+            // The driver stops only when the daemon does.
+            let _ = self.commands.send(cmd);
+        }
+    }
+
+    fn notice(&mut self, n: Notice, fabric: &mpsc::UnboundedSender<(IpNet, bool)>) {
+        let Notice::Selected(changes) = n else {
+            return;
+        };
+        let mut touched = BTreeSet::new();
+        for (prefix, owner) in changes {
+            let old = match owner {
+                Some(p) => self.selected.insert(prefix, p),
+                None => self.selected.remove(&prefix),
+            };
+            if old == owner {
+                continue;
+            }
+            for p in [old, owner].into_iter().flatten() {
+                if let Some(Some(c)) = self.conn_of.get(p.0) {
+                    touched.insert(c.clone());
+                }
+            }
+            let published = |p: Option<PeerId>| {
+                p.is_some_and(|p| self.publish.get(p.0).copied().unwrap_or(false))
+            };
+            let (was, is) = (published(old), published(owner));
+            if was != is && !self.statics.contains(&prefix) {
+                let _ = fabric.send((prefix, is));
+            }
+        }
+        for conn in touched {
+            let outer = self.outer.get(&conn).copied();
+            let prefixes = self
+                .selected
+                .iter()
+                .filter(|(_, p)| self.conn_of.get(p.0).and_then(Option::as_deref) == Some(&conn))
+                .map(|(prefix, _)| *prefix)
+                .filter(|prefix| {
+                    // A wider prefix holding the tunnel's own peer is fine (the engine pins a
+                    // host route to the peer first); the peer's own host route into its own
+                    // tunnel is not, as a [[route]] may not be.
+                    let loops = prefix.prefix_len() == prefix.max_prefix_len()
+                        && outer.is_some_and(|o| prefix.contains(&o));
+                    if loops {
+                        tracing::warn!(connection = %conn, %prefix, "BGP route not installed: it is the tunnel's peer address");
+                    }
+                    !loops
+                })
+                .collect();
+            let _ = self
+                .engine
+                .send(EngineCommand::SetLearned { conn, prefixes });
+        }
+    }
+}
+
+/// Tells the fabric, in order, what BGP publishes and withdraws; the client blocks, so each
+/// call runs off the runtime. A refusal is logged and retried once after a second.
+async fn publisher(
+    socket: PathBuf,
+    gateway: String,
+    mut rx: mpsc::UnboundedReceiver<(IpNet, bool)>,
+) {
+    while let Some((prefix, on)) = rx.recv().await {
+        for attempt in 0..2 {
+            let (s, g) = (socket.clone(), gateway.clone());
+            let r = tokio::task::spawn_blocking(move || {
+                super::gateway::tell_fabric(&s, &g, prefix, on)
+            })
+            .await;
+            match r {
+                Ok(Ok(())) => {
+                    tracing::info!(%prefix, published = on, "BGP route {} the fabric", if on { "published into" } else { "withdrawn from" });
+                    break;
+                }
+                Ok(Err(e)) if attempt == 0 => {
+                    tracing::warn!(%prefix, "telling the fabric: {e:#}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Ok(Err(e)) => tracing::error!(%prefix, published = on, "telling the fabric: {e:#}"),
+                Err(e) => tracing::error!("telling the fabric: {e}"),
+            }
+        }
+    }
+}
+
+/// The BGP families of `/metrics`.
+pub(crate) fn write_metrics(out: &mut Exposition, views: &[NeighborView]) {
+    const STATES: [&str; 6] = [
+        "Idle",
+        "Connect",
+        "Active",
+        "OpenSent",
+        "OpenConfirm",
+        "Established",
+    ];
+    out.family(
+        "vpngw_bgp_session_state",
+        "gauge",
+        "1 for the neighbour's current RFC 4271 session state, 0 for the others.",
+    );
+    for v in views {
+        for s in STATES {
+            out.sample(
+                "vpngw_bgp_session_state",
+                &[("neighbor", &v.name), ("state", s)],
+                u64::from(v.state == s),
+            );
+        }
+    }
+    type Get = fn(&NeighborView) -> u64;
+    let families: [(&str, &str, &str, Get); 5] = [
+        (
+            "vpngw_bgp_prefixes_received",
+            "gauge",
+            "Prefixes accepted from the neighbour now (its Adj-RIB-In).",
+            |v| v.prefixes_received as u64,
+        ),
+        (
+            "vpngw_bgp_prefixes_advertised",
+            "gauge",
+            "Prefixes advertised to the neighbour now (its Adj-RIB-Out).",
+            |v| v.prefixes_advertised as u64,
+        ),
+        (
+            "vpngw_bgp_updates_received_total",
+            "counter",
+            "UPDATE messages received from the neighbour since start.",
+            |v| v.updates_in,
+        ),
+        (
+            "vpngw_bgp_updates_sent_total",
+            "counter",
+            "UPDATE messages sent to the neighbour since start.",
+            |v| v.updates_out,
+        ),
+        (
+            "vpngw_bgp_session_flaps_total",
+            "counter",
+            "Times the neighbour's Established session went down since start.",
+            |v| v.flaps,
+        ),
+    ];
+    for (name, kind, help, get) in families {
+        out.family(name, kind, help);
+        for v in views {
+            out.sample(name, &[("neighbor", &v.name)], get(v));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tie() -> (
+        Tie,
+        mpsc::UnboundedReceiver<Command>,
+        mpsc::UnboundedReceiver<EngineCommand>,
+    ) {
+        let (commands, cmd_rx) = mpsc::unbounded_channel();
+        let (engine, engine_rx) = mpsc::unbounded_channel();
+        let tie = Tie {
+            commands,
+            names: vec!["dc1".into(), "dc2".into(), "line".into()],
+            conn_of: vec![Some("dc1".into()), Some("dc2".into()), None],
+            publish: vec![true, false, true],
+            children: HashMap::new(),
+            selected: BTreeMap::new(),
+            engine,
+            fabric: None,
+            statics: BTreeSet::from(["192.168.10.0/24".parse().unwrap()]),
+            outer: HashMap::from([("dc1".into(), "10.0.0.1".parse().unwrap())]),
+        };
+        (tie, cmd_rx, engine_rx)
+    }
+
+    fn drain<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Vec<T> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    fn child(up: bool, conn: &str, spi_in: u32) -> EngineEvent {
+        if up {
+            EngineEvent::ChildUp {
+                conn: conn.into(),
+                spi_in,
+                spi_out: 1,
+                proposal: String::new(),
+            }
+        } else {
+            EngineEvent::ChildDown {
+                conn: conn.into(),
+                spi_in,
+                spi_out: 1,
+                reason: ike::DownReason::Rekeyed,
+            }
+        }
+    }
+
+    #[test]
+    fn the_transport_follows_the_first_and_last_child_sa() {
+        let (mut t, mut cmds, _) = tie();
+        let names =
+            |v: Vec<Command>| -> Vec<String> { v.iter().map(|c| format!("{c:?}")).collect() };
+        t.engine_event(&child(true, "dc1", 10));
+        assert_eq!(names(drain(&mut cmds)), ["TransportUp(PeerId(0))"]);
+        // A rekey: the new child comes before the old one goes; the session is untouched.
+        t.engine_event(&child(true, "dc1", 11));
+        t.engine_event(&child(false, "dc1", 10));
+        assert!(drain(&mut cmds).is_empty());
+        t.engine_event(&child(false, "dc1", 11));
+        assert_eq!(names(drain(&mut cmds)), ["TransportDown(PeerId(0))"]);
+        // IKE SA down after its children: already down, nothing more.
+        t.engine_event(&EngineEvent::IkeDown {
+            conn: "dc1".into(),
+            reason: ike::DownReason::DeletedLocally,
+        });
+        assert!(drain(&mut cmds).is_empty());
+        // IKE SA down with a child still counted (no ChildDown seen): down at once.
+        t.engine_event(&child(true, "dc2", 20));
+        t.engine_event(&EngineEvent::IkeDown {
+            conn: "dc2".into(),
+            reason: ike::DownReason::DeletedLocally,
+        });
+        assert_eq!(
+            names(drain(&mut cmds)),
+            ["TransportUp(PeerId(1))", "TransportDown(PeerId(1))"]
+        );
+    }
+
+    #[test]
+    fn selected_routes_go_into_their_connection_and_published_ones_to_the_fabric() {
+        let (mut t, _, mut engine) = tie();
+        let (fabric, mut published) = mpsc::unbounded_channel();
+        let p = |s: &str| -> IpNet { s.parse().unwrap() };
+        t.notice(
+            Notice::Selected(vec![
+                (p("10.1.0.0/16"), Some(PeerId(0))),
+                (p("10.2.0.0/16"), Some(PeerId(1))),
+                (p("192.168.10.0/24"), Some(PeerId(0))),
+                (p("10.9.0.0/16"), Some(PeerId(2))),
+                // Holds dc1's peer address: routed into dc1 (the engine pins the peer).
+                (p("10.0.0.0/8"), Some(PeerId(0))),
+            ]),
+            &fabric,
+        );
+        let mut cmds = drain(&mut engine);
+        cmds.sort_by_key(|c| format!("{c:?}"));
+        assert_eq!(
+            cmds,
+            [
+                EngineCommand::SetLearned {
+                    conn: "dc1".into(),
+                    prefixes: vec![p("10.0.0.0/8"), p("10.1.0.0/16"), p("192.168.10.0/24")]
+                },
+                EngineCommand::SetLearned {
+                    conn: "dc2".into(),
+                    prefixes: vec![p("10.2.0.0/16")]
+                },
+            ]
+        );
+        // dc1 publishes (not the [[route]] prefix, whose publication is the operator's);
+        // the line neighbour publishes too; dc2 does not.
+        assert_eq!(
+            drain(&mut published),
+            [
+                (p("10.1.0.0/16"), true),
+                (p("10.9.0.0/16"), true),
+                (p("10.0.0.0/8"), true)
+            ]
+        );
+        // The dc1 session goes down: its routes leave the connection and the fabric.
+        t.notice(
+            Notice::Selected(vec![
+                (p("10.1.0.0/16"), None),
+                (p("192.168.10.0/24"), None),
+                (p("10.0.0.0/8"), None),
+            ]),
+            &fabric,
+        );
+        assert_eq!(
+            drain(&mut engine),
+            [EngineCommand::SetLearned {
+                conn: "dc1".into(),
+                prefixes: vec![]
+            }]
+        );
+        assert_eq!(
+            drain(&mut published),
+            [(p("10.1.0.0/16"), false), (p("10.0.0.0/8"), false)]
+        );
+        // A prefix moving from dc2 to dc1 updates both connections.
+        t.notice(
+            Notice::Selected(vec![(p("10.2.0.0/16"), Some(PeerId(0)))]),
+            &fabric,
+        );
+        let mut cmds = drain(&mut engine);
+        cmds.sort_by_key(|c| format!("{c:?}"));
+        assert_eq!(
+            cmds,
+            [
+                EngineCommand::SetLearned {
+                    conn: "dc1".into(),
+                    prefixes: vec![p("10.2.0.0/16")]
+                },
+                EngineCommand::SetLearned {
+                    conn: "dc2".into(),
+                    prefixes: vec![]
+                },
+            ]
+        );
+        assert_eq!(drain(&mut published), [(p("10.2.0.0/16"), true)]);
+    }
+
+    #[test]
+    fn metrics_have_one_state_set_per_neighbor() {
+        let v = NeighborView {
+            name: "dc1".into(),
+            address: "169.254.10.2".parse().unwrap(),
+            remote_as: 65000,
+            local_address: None,
+            connection: Some("dc1".into()),
+            transport_up: true,
+            state: "Established".into(),
+            established_seconds: Some(5),
+            peer_router_id: None,
+            hold_time: Some(30),
+            prefixes_received: 3,
+            prefixes_advertised: 1,
+            updates_in: 4,
+            updates_out: 2,
+            flaps: 1,
+            last_down: None,
+        };
+        let mut out = Exposition::default();
+        write_metrics(&mut out, &[v]);
+        let text = out.finish();
+        for line in [
+            "vpngw_bgp_session_state{neighbor=\"dc1\",state=\"Established\"} 1\n",
+            "vpngw_bgp_session_state{neighbor=\"dc1\",state=\"Idle\"} 0\n",
+            "vpngw_bgp_prefixes_received{neighbor=\"dc1\"} 3\n",
+            "vpngw_bgp_prefixes_advertised{neighbor=\"dc1\"} 1\n",
+            "vpngw_bgp_updates_received_total{neighbor=\"dc1\"} 4\n",
+            "vpngw_bgp_updates_sent_total{neighbor=\"dc1\"} 2\n",
+            "vpngw_bgp_session_flaps_total{neighbor=\"dc1\"} 1\n",
+            "# TYPE vpngw_bgp_session_flaps_total counter\n",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+    }
+}
