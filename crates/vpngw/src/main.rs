@@ -418,6 +418,9 @@ pub(crate) fn running_fabric(lab: &Lab) -> Result<Fabric> {
     for p in st.published {
         fabric.publish(&p.gateway, p.prefix)?;
     }
+    for (node, prefix, via) in st.bgp {
+        fabric.learn_bgp(&node, prefix, via)?;
+    }
     Ok(fabric)
 }
 

@@ -337,13 +337,6 @@ impl Driver {
 
     /// Accepts on a listener bound elsewhere (the lab binds inside a namespace from a
     /// `setns(2)` thread). Must run inside the runtime.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "for the lab's VBR (Method 3), whose sockets live in a namespace"
-        )
-    )]
     pub(crate) fn add_listener(&mut self, listener: std::net::TcpListener) -> Result<()> {
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;

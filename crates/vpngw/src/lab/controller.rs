@@ -10,6 +10,7 @@
 use std::{
     collections::BTreeMap,
     fs,
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::Instant,
 };
@@ -51,6 +52,9 @@ pub(crate) struct Status {
 pub(crate) struct FabricState {
     pub(crate) config_toml: String,
     pub(crate) published: Vec<Publication>,
+    /// BGP routes the fabric's nodes learned (the VBR's, Method 3): (node, prefix, next hop).
+    #[serde(default)]
+    pub(crate) bgp: Vec<(String, IpNet, IpAddr)>,
 }
 
 /// One node's table in `GET /v1/routes`.
@@ -76,14 +80,14 @@ pub(crate) struct Applied {
     pub(crate) applied_ms: f64,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     lab: Lab,
     fabric: Fabric,
     /// What is in each node's kernel now, as the controller put it there.
     installed: BTreeMap<String, Vec<KernelRoute>>,
 }
 
-type Shared = Arc<Mutex<Inner>>;
+pub(crate) type Shared = Arc<Mutex<Inner>>;
 
 /// Runs the controller until SIGTERM or SIGINT.
 pub(crate) fn run(lab: Lab) -> Result<()> {
@@ -99,12 +103,15 @@ pub(crate) fn run(lab: Lab) -> Result<()> {
         installed: BTreeMap::new(),
     };
     inner.program_all()?;
+    let vbr_fabric = inner.fabric.clone();
     let shared: Shared = Arc::new(Mutex::new(inner));
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        let (stop_bgp, bgp_stopped) = tokio::sync::watch::channel(false);
+        super::vbr::start(&lab, shared.clone(), &vbr_fabric, bgp_stopped)?;
         let sock = lab.socket_path();
         let listener = api::listen_unix(&sock)?;
         let app = Router::new()
@@ -118,6 +125,7 @@ pub(crate) fn run(lab: Lab) -> Result<()> {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
             .await?;
+        let _ = stop_bgp.send(true);
         let _ = fs::remove_file(&sock);
         tracing::info!("fabric controller stopped");
         Ok(())
@@ -266,6 +274,7 @@ async fn state(State(shared): State<Shared>) -> Json<FabricState> {
     Json(FabricState {
         config_toml: inner.fabric.config().to_toml(),
         published: publications(&inner.fabric),
+        bgp: inner.fabric.bgp_routes(),
     })
 }
 
@@ -317,21 +326,29 @@ async fn publish(
     State(shared): State<Shared>,
     Json(p): Json<Publication>,
 ) -> Result<Json<Applied>, ApiError> {
-    write(&shared, |f| f.publish(&p.gateway, p.prefix))
+    write(&shared, |f| f.publish(&p.gateway, p.prefix)).map(Json)
 }
 
 async fn withdraw(
     State(shared): State<Shared>,
     Json(p): Json<Publication>,
 ) -> Result<Json<Applied>, ApiError> {
-    write(&shared, |f| f.withdraw(&p.gateway, p.prefix))
+    write(&shared, |f| f.withdraw(&p.gateway, p.prefix)).map(Json)
+}
+
+/// A change from inside the controller (the VBR's BGP routes), as `write` applies requests.
+pub(crate) fn write_fabric(
+    shared: &Shared,
+    change: impl FnOnce(&mut Fabric) -> Result<bool, fabric::FabricError>,
+) -> Result<Applied, String> {
+    write(shared, change).map_err(|e| e.1)
 }
 
 /// Validate on a copy, program the kernels and save; commit only when all of it worked.
 fn write(
     shared: &Shared,
     change: impl FnOnce(&mut Fabric) -> Result<bool, fabric::FabricError>,
-) -> Result<Json<Applied>, ApiError> {
+) -> Result<Applied, ApiError> {
     let start = Instant::now();
     let mut inner = lock(shared);
     let mut next = inner.fabric.clone();
@@ -359,8 +376,8 @@ fn write(
             }
         }
     }
-    Ok(Json(Applied {
+    Ok(Applied {
         changed,
         applied_ms: start.elapsed().as_secs_f64() * 1e3,
-    }))
+    })
 }

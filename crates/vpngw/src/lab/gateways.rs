@@ -33,6 +33,7 @@ use super::Lab;
 mod strongswan;
 use crate::{
     api,
+    bgpd::{BgpRoute, NeighborView},
     daemon::model::{ConnectionInfo, ModeInfo, Status, TunnelState},
 };
 
@@ -44,6 +45,11 @@ pub(super) const ONPREM_INSIDE: &str = "169.254.10.2";
 /// The connection names on each side.
 pub(crate) const ONPREM_CONN: &str = "to-vpc";
 pub(crate) const CLOUD_CONN: &str = "to-dc";
+/// The data center's AS, toward the VPN gateway and the VBR alike (the cloud warns when they
+/// differ: routes would flap).
+pub(crate) const DC_AS: u32 = 65001;
+/// The cloud side's AS: the VPN gateway's and the VBR's (the provider's public ASN).
+pub(crate) const CLOUD_AS: u32 = 45104;
 /// `fail tunnel`'s ip rules carry this preference, so `heal` removes exactly them.
 const FAIL_RULE_PREF: &str = "86";
 
@@ -71,6 +77,8 @@ pub(crate) struct Plan {
     /// What the VPN gateway routes into the tunnel and publishes: the data center's.
     pub(crate) dc_cidrs: Vec<IpNet>,
     pub(crate) method: Method,
+    /// The VBR's address on the line, toward the on-premises gateway.
+    pub(crate) vbr_address: Option<IpAddr>,
 }
 
 impl Plan {
@@ -80,13 +88,17 @@ impl Plan {
         let kind_of = |name: &str| fabric.node(name).map(|n| n.kind);
         let mut onprem = None;
         let mut cloud = None;
+        let mut vbr_address = None;
         for link in fabric.links() {
             for (me, peer) in [(&link.a, &link.b), (&link.b, &link.a)] {
                 if kind_of(&me.node) != Some(NodeKind::Gateway) {
                     continue;
                 }
                 match kind_of(&peer.node) {
-                    Some(NodeKind::Vbr) => onprem = Some((me.node.clone(), me.addr.addr())),
+                    Some(NodeKind::Vbr) => {
+                        onprem = Some((me.node.clone(), me.addr.addr()));
+                        vbr_address = Some(peer.addr.addr());
+                    }
                     Some(NodeKind::Vpc) => {
                         cloud = Some(((me.node.clone(), me.addr.addr()), peer.node.clone()));
                     }
@@ -103,6 +115,7 @@ impl Plan {
             vpc_cidrs: fabric.vpc_cidrs(&vpc).to_vec(),
             dc_cidrs: fabric.data_center_cidrs().to_vec(),
             method: fabric.method(),
+            vbr_address,
         })
     }
 
@@ -127,13 +140,6 @@ pub(crate) fn pid_path(lab: &Lab, node: &str) -> PathBuf {
 /// Writes both gateways' configurations and the shared key, starts them and waits until the
 /// tunnel carries traffic.
 pub(crate) fn start(lab: &Lab, plan: &Plan, onprem: Onprem) -> Result<()> {
-    if plan.method != Method::One {
-        bail!(
-            "method {} needs BGP in the gateway daemons, which the lab does not run yet (issue 6); \
-             use --method 1, or --onprem none for the line alone",
-            plan.method
-        );
-    }
     let psk = write_psk(lab)?;
     fs::create_dir_all(dir(lab, &plan.cloud.0))?;
     fs::write(
@@ -235,11 +241,57 @@ fn config(lab: &Lab, plan: &Plan, node: &str) -> String {
         dpd = if cloud { "clear" } else { "restart" },
         initiate = !cloud,
     );
-    for prefix in routes {
-        let _ = write!(
-            s,
-            "[[route]]\nprefix = \"{prefix}\"\nconnection = \"{conn}\"\npublish = {cloud}\n\n"
-        );
+    if plan.method == Method::One {
+        for prefix in routes {
+            let _ = write!(
+                s,
+                "[[route]]\nprefix = \"{prefix}\"\nconnection = \"{conn}\"\npublish = {cloud}\n\n"
+            );
+        }
+        return s;
+    }
+    // Methods 2 and 3: BGP over the tunnel's inside /30; the VPN gateway publishes what it
+    // learns into the VPC, and it is withdrawn the moment the tunnel goes.
+    let (asn, peer_as, announce) = if cloud {
+        (CLOUD_AS, DC_AS, &plan.vpc_cidrs)
+    } else {
+        (DC_AS, CLOUD_AS, &plan.dc_cidrs)
+    };
+    let list = |v: &[IpNet]| {
+        v.iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = write!(
+        s,
+        "[bgp]\n\
+         local_as = {asn}\n\
+         router_id = \"{local}\"\n\
+         announce = [{announce}]\n\n\
+         [[bgp.neighbor]]\n\
+         name = \"tunnel\"\n\
+         address = \"{peer_inside}\"\n\
+         remote_as = {peer_as}\n\
+         connection = \"{conn}\"\n\
+         import = [{import}]\n\
+         publish = {cloud}\n\n",
+        announce = list(announce),
+        import = list(routes),
+    );
+    if !cloud && plan.method == Method::Three {
+        // Method 3: the VBR learns the data center over the line from this gateway too.
+        if let Some(vbr) = plan.vbr_address {
+            let _ = write!(
+                s,
+                "[[bgp.neighbor]]\n\
+                 name = \"vbr\"\n\
+                 address = \"{vbr}\"\n\
+                 remote_as = {CLOUD_AS}\n\
+                 local_address = \"{local}\"\n\
+                 import = []\n\n"
+            );
+        }
     }
     s
 }
@@ -371,12 +423,26 @@ pub(crate) fn add_tunnels(lab: &Lab, fabric: &mut Fabric) -> Result<()> {
             // A daemon that is not answering (killed by `fail --how kill`) has no tunnel.
             continue;
         };
+        let learned = learned_routes(lab, &node);
         for c in connections(lab, &node)? {
             let up = c.state == TunnelState::Up;
             let inside = match &c.mode {
                 ModeInfo::Route { local_inside, .. } => Some(IpAddr::V4(*local_inside)),
                 ModeInfo::Policy { .. } => None,
             };
+            let mut routes: Vec<IpNet> = if c.routes_in {
+                c.routes.iter().map(|r| r.prefix).collect()
+            } else {
+                Vec::new()
+            };
+            if up {
+                routes.extend(
+                    learned
+                        .iter()
+                        .filter(|(conn, _)| *conn == c.name)
+                        .map(|(_, p)| *p),
+                );
+            }
             fabric.set_tunnel(
                 &node,
                 GatewayTunnel {
@@ -386,16 +452,32 @@ pub(crate) fn add_tunnels(lab: &Lab, fabric: &mut Fabric) -> Result<()> {
                     iface: status.tun.name.clone(),
                     inside,
                     up,
-                    routes: if c.routes_in {
-                        c.routes.iter().map(|r| r.prefix).collect()
-                    } else {
-                        Vec::new()
-                    },
+                    routes,
                 },
             )?;
         }
     }
     Ok(())
+}
+
+/// What a daemon learned by BGP over its tunnels: (connection, prefix), from neighbours whose
+/// session is established.
+fn learned_routes(lab: &Lab, node: &str) -> Vec<(String, IpNet)> {
+    let sock = api_socket(lab, node);
+    let Ok(neighbors) = api::get::<Vec<NeighborView>>(&sock, "/v1/bgp/neighbors") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for n in neighbors {
+        let Some(conn) = n.connection.filter(|_| n.state == "Established") else {
+            continue;
+        };
+        let path = format!("/v1/bgp/routes?neighbor={}&dir=received", n.name);
+        if let Ok(routes) = api::get::<Vec<BgpRoute>>(&sock, &path) {
+            out.extend(routes.into_iter().map(|r| (conn.clone(), r.prefix)));
+        }
+    }
+    out
 }
 
 /// Files the gateways keep outside the lab's state directory.

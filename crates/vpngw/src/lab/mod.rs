@@ -18,6 +18,7 @@ pub(crate) mod demo;
 pub(crate) mod gateways;
 pub(crate) mod probe;
 pub(crate) mod trace;
+mod vbr;
 
 use std::{
     fs,
