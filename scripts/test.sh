@@ -16,7 +16,10 @@ echo "== unit, property and integration tests (no root needed)"
 cargo test --workspace --all-targets --locked
 
 echo "== lab tests against the kernel (root)"
-cargo test -p vpngw --test lab --locked -- --ignored --test-threads 4
+cargo test -p vpngw --test lab --locked -- --ignored --test-threads 4 --skip demo_
+
+echo "== the seed's scenarios measured: vpngw lab demo, one at a time (failover times need the CPU)"
+cargo test -p vpngw --test lab --locked -- --ignored --test-threads 1 demo_
 
 echo "== the daemon's BGP driver: two speakers in a network namespace of their own (root)"
 cargo test -p vpngw --bin vpngw --locked -- --ignored bgpd::

@@ -24,7 +24,7 @@ use ipnet::IpNet;
 
 use crate::lab::{
     controller,
-    gateways::{self, Onprem, Plan},
+    gateways::{self, Onprem, Plan, TunnelDown},
     Lab, Up,
 };
 
@@ -88,6 +88,9 @@ enum LabCommand {
         /// daemon or strongSwan; or none (the seed's starting point: the line, unencrypted).
         #[arg(long, value_enum, default_value = "vpngw")]
         onprem: Onprem,
+        /// What the gateways do with the tunnel's traffic while it is down.
+        #[arg(long, value_enum, default_value = "fallback")]
+        on_tunnel_down: TunnelDown,
     },
     /// Break the tunnel: the line drops IPsec (UDP 500 and 4500 at the VBR), or `--how kill`
     /// stops a gateway's daemon.
@@ -171,6 +174,10 @@ enum LabCommand {
         /// The on-premises gateway: a second vpngw daemon, or strongSwan.
         #[arg(long, value_enum, default_value = "vpngw")]
         onprem: Onprem,
+        /// Only this on_tunnel_down; by default the seed's fallback for every method, and
+        /// block too for Method 3 when both ends are vpngw.
+        #[arg(long, value_enum)]
+        on_tunnel_down: Option<TunnelDown>,
         #[arg(long)]
         json: bool,
     },
@@ -243,11 +250,13 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
             config,
             method,
             onprem,
+            on_tunnel_down,
         } => {
             let cfg = fabric_config(config.as_deref(), method)?;
             let up = lab.up(cfg)?;
             if up == Up::Created && onprem != Onprem::None {
-                let plan = Plan::of(&running_fabric(lab)?)?;
+                let mut plan = Plan::of(&running_fabric(lab)?)?;
+                plan.on_tunnel_down = on_tunnel_down;
                 if let Err(e) = gateways::start(lab, &plan, onprem) {
                     let _ = lab.down();
                     return Err(e);
@@ -323,8 +332,9 @@ fn lab_command(lab: &Lab, command: LabCommand) -> Result<ExitCode> {
         LabCommand::Demo {
             method,
             onprem,
+            on_tunnel_down,
             json,
-        } => return demo(lab, method, onprem, json),
+        } => return demo(lab, method, onprem, on_tunnel_down, json),
         LabCommand::Controller => controller::run(lab.clone())?,
     }
     Ok(ExitCode::SUCCESS)
@@ -594,16 +604,34 @@ fn verify(lab: &Lab, from: &str, to: &str, count: u16, json: bool) -> Result<Exi
     })
 }
 
-fn demo(lab: &Lab, method: Option<Method>, onprem: Onprem, json: bool) -> Result<ExitCode> {
+fn demo(
+    lab: &Lab,
+    method: Option<Method>,
+    onprem: Onprem,
+    on_tunnel_down: Option<TunnelDown>,
+    json: bool,
+) -> Result<ExitCode> {
     lab::preflight()?;
     if onprem == Onprem::None {
         anyhow::bail!("the demo needs an on-premises gateway: --onprem vpngw or strongswan");
     }
     let methods = match method {
         Some(m) => vec![m],
-        None => vec![Method::One],
+        None => vec![Method::One, Method::Two, Method::Three],
     };
-    Ok(if lab::demo::run(lab, &methods, onprem, json)? {
+    let mut scenarios = Vec::new();
+    for m in methods {
+        match on_tunnel_down {
+            Some(d) => scenarios.push((m, d)),
+            None => {
+                scenarios.push((m, TunnelDown::Fallback));
+                if m == Method::Three && onprem == Onprem::Vpngw {
+                    scenarios.push((m, TunnelDown::Block));
+                }
+            }
+        }
+    }
+    Ok(if lab::demo::run(lab, &scenarios, onprem, json)? {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -136,6 +136,14 @@ pub(crate) fn start(
             .iter()
             .map(|c| (c.name.clone(), c.peer_address))
             .collect(),
+        block: cfg
+            .connections
+            .iter()
+            .filter(|c| c.on_tunnel_down == config::OnTunnelDown::Block)
+            .map(|c| c.name.clone())
+            .collect(),
+        held: BTreeMap::new(),
+        back_since: HashMap::new(),
     };
     tokio::spawn(tie.run(events, notices));
     Ok((handle, events_tx))
@@ -161,7 +169,19 @@ struct Tie {
     statics: BTreeSet<IpNet>,
     /// Each connection's peer (outer) address.
     outer: HashMap<String, IpAddr>,
+    /// Connections with `on_tunnel_down = "block"`: while their tunnel is down, what BGP had
+    /// learned over them stays routed into them (and published), so traffic is dropped at
+    /// the gateway rather than sent another way in the clear.
+    block: BTreeSet<String>,
+    /// Such routes, by prefix, with the peer that taught them; released once the peer's
+    /// session has been back for [`HOLD_RELEASE`] (what it still announces is selected anew).
+    held: BTreeMap<IpNet, PeerId>,
+    /// When each block connection's session came back.
+    back_since: HashMap<String, tokio::time::Instant>,
 }
+
+/// How long a session that came back has to announce again what a block connection held.
+const HOLD_RELEASE: Duration = Duration::from_secs(10);
 
 impl Tie {
     async fn run(
@@ -173,10 +193,12 @@ impl Tie {
         if let Some((socket, name)) = self.fabric.clone() {
             tokio::spawn(publisher(socket, name, fabric_rx));
         }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 Some(ev) = events.recv() => self.engine_event(&ev),
                 Some(n) = notices.recv() => self.notice(n, &fabric_tx),
+                _ = tick.tick() => self.release_held(tokio::time::Instant::now(), &fabric_tx),
                 else => return,
             }
         }
@@ -242,8 +264,18 @@ impl Tie {
     }
 
     fn notice(&mut self, n: Notice, fabric: &mpsc::UnboundedSender<(IpNet, bool)>) {
-        let Notice::Selected(changes) = n else {
-            return;
+        let changes = match n {
+            Notice::Selected(changes) => changes,
+            Notice::Established { peer } => {
+                if let Some(Some(c)) = self.conn_of.get(peer.0) {
+                    if self.block.contains(c) {
+                        self.back_since
+                            .insert(c.clone(), tokio::time::Instant::now());
+                    }
+                }
+                return;
+            }
+            Notice::Down { .. } => return,
         };
         let mut touched = BTreeSet::new();
         for (prefix, owner) in changes {
@@ -253,6 +285,17 @@ impl Tie {
             };
             if old == owner {
                 continue;
+            }
+            match (old, owner) {
+                (Some(o), None) if self.holds(o) => {
+                    // Kept routed and published: nothing changes for the engine or the fabric.
+                    self.held.insert(prefix, o);
+                    continue;
+                }
+                (_, Some(_)) => {
+                    self.held.remove(&prefix);
+                }
+                _ => {}
             }
             for p in [old, owner].into_iter().flatten() {
                 if let Some(Some(c)) = self.conn_of.get(p.0) {
@@ -268,28 +311,78 @@ impl Tie {
             }
         }
         for conn in touched {
-            let outer = self.outer.get(&conn).copied();
-            let prefixes = self
-                .selected
-                .iter()
-                .filter(|(_, p)| self.conn_of.get(p.0).and_then(Option::as_deref) == Some(&conn))
-                .map(|(prefix, _)| *prefix)
-                .filter(|prefix| {
-                    // A wider prefix holding the tunnel's own peer is fine (the engine pins a
-                    // host route to the peer first); the peer's own host route into its own
-                    // tunnel is not, as a [[route]] may not be.
-                    let loops = prefix.prefix_len() == prefix.max_prefix_len()
-                        && outer.is_some_and(|o| prefix.contains(&o));
-                    if loops {
-                        tracing::warn!(connection = %conn, %prefix, "BGP route not installed: it is the tunnel's peer address");
-                    }
-                    !loops
-                })
-                .collect();
-            let _ = self
-                .engine
-                .send(EngineCommand::SetLearned { conn, prefixes });
+            self.send_learned(conn);
         }
+    }
+
+    /// Whether a route of `peer` that BGP just withdrew is to be held: its connection blocks
+    /// and its tunnel is down.
+    fn holds(&self, peer: PeerId) -> bool {
+        let Some(Some(conn)) = self.conn_of.get(peer.0) else {
+            return false;
+        };
+        self.block.contains(conn) && self.children.get(conn).is_none_or(BTreeSet::is_empty)
+    }
+
+    /// Lets go of held routes whose session has been back long enough to announce them again.
+    fn release_held(
+        &mut self,
+        now: tokio::time::Instant,
+        fabric: &mpsc::UnboundedSender<(IpNet, bool)>,
+    ) {
+        let ready: BTreeSet<String> = self
+            .back_since
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) >= HOLD_RELEASE)
+            .map(|(c, _)| c.clone())
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        self.back_since.retain(|c, _| !ready.contains(c));
+        let conn_of = |p: &PeerId| self.conn_of.get(p.0).cloned().flatten();
+        let gone: Vec<(IpNet, PeerId)> = self
+            .held
+            .iter()
+            .filter(|(_, p)| conn_of(p).is_some_and(|c| ready.contains(&c)))
+            .map(|(prefix, p)| (*prefix, *p))
+            .collect();
+        for (prefix, p) in &gone {
+            self.held.remove(prefix);
+            let published = self.publish.get(p.0).copied().unwrap_or(false);
+            if published && !self.statics.contains(prefix) {
+                let _ = fabric.send((*prefix, false));
+            }
+        }
+        for conn in ready {
+            self.send_learned(conn);
+        }
+    }
+
+    /// The engine's routes into `conn`: what BGP selected over it, and what it holds.
+    fn send_learned(&self, conn: String) {
+        let outer = self.outer.get(&conn).copied();
+        let prefixes = self
+            .selected
+            .iter()
+            .chain(&self.held)
+            .filter(|(_, p)| self.conn_of.get(p.0).and_then(Option::as_deref) == Some(&conn))
+            .map(|(prefix, _)| *prefix)
+            .filter(|prefix| {
+                // A wider prefix holding the tunnel's own peer is fine (the engine pins a
+                // host route to the peer first); the peer's own host route into its own
+                // tunnel is not, as a [[route]] may not be.
+                let loops = prefix.prefix_len() == prefix.max_prefix_len()
+                    && outer.is_some_and(|o| prefix.contains(&o));
+                if loops {
+                    tracing::warn!(connection = %conn, %prefix, "BGP route not installed: it is the tunnel's peer address");
+                }
+                !loops
+            })
+            .collect();
+        let _ = self
+            .engine
+            .send(EngineCommand::SetLearned { conn, prefixes });
     }
 }
 
@@ -410,8 +503,52 @@ mod tests {
             fabric: None,
             statics: BTreeSet::from(["192.168.10.0/24".parse().unwrap()]),
             outer: HashMap::from([("dc1".into(), "10.0.0.1".parse().unwrap())]),
+            block: BTreeSet::new(),
+            held: BTreeMap::new(),
+            back_since: HashMap::new(),
         };
         (tie, cmd_rx, engine_rx)
+    }
+
+    #[test]
+    fn a_blocking_connection_holds_its_routes_while_the_tunnel_is_down() {
+        let (mut t, _, mut engine) = tie();
+        t.block.insert("dc1".into());
+        let (fabric, mut published) = mpsc::unbounded_channel();
+        let p: IpNet = "10.1.0.0/16".parse().unwrap();
+        t.engine_event(&EngineEvent::ChildUp {
+            conn: "dc1".into(),
+            spi_in: 1,
+            spi_out: 2,
+            proposal: String::new(),
+        });
+        t.notice(Notice::Selected(vec![(p, Some(PeerId(0)))]), &fabric);
+        assert_eq!(drain(&mut published), [(p, true)]);
+        drain(&mut engine);
+
+        // The tunnel goes, BGP withdraws: the route stays routed and published.
+        t.engine_event(&EngineEvent::IkeDown {
+            conn: "dc1".into(),
+            reason: ike::DownReason::PeerDead,
+        });
+        t.notice(Notice::Selected(vec![(p, None)]), &fabric);
+        assert!(drain(&mut engine).is_empty());
+        assert!(drain(&mut published).is_empty());
+
+        // Back, but the peer no longer announces it: released after HOLD_RELEASE.
+        t.notice(Notice::Established { peer: PeerId(0) }, &fabric);
+        let now = tokio::time::Instant::now();
+        t.release_held(now, &fabric);
+        assert!(drain(&mut engine).is_empty(), "not yet");
+        t.release_held(now + HOLD_RELEASE, &fabric);
+        assert_eq!(
+            drain(&mut engine),
+            [EngineCommand::SetLearned {
+                conn: "dc1".into(),
+                prefixes: vec![]
+            }]
+        );
+        assert_eq!(drain(&mut published), [(p, false)]);
     }
 
     fn drain<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Vec<T> {

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use super::{
     capture::{self, Capture},
-    gateways::{self, Onprem, Plan},
+    gateways::{self, Onprem, Plan, TunnelDown},
     probe::{self, Prober},
     Lab, Up,
 };
@@ -42,6 +42,10 @@ const BUDGET: Duration = Duration::from_secs(3);
 #[derive(Debug, Serialize)]
 pub(crate) struct MethodReport {
     pub(crate) method: u8,
+    /// The gateways' `on_tunnel_down`: "fallback" (the seed) or "block".
+    pub(crate) on_tunnel_down: &'static str,
+    /// Packets with the inner addresses seen in the clear at the CEN, the whole run long.
+    pub(crate) plaintext_packets: u64,
     /// The seed's words for what happens when the tunnel breaks.
     pub(crate) seed_says: &'static str,
     /// While the tunnel was up: nothing crossed the cloud in the clear.
@@ -63,11 +67,17 @@ pub(crate) struct MethodReport {
     pub(crate) problems: Vec<String>,
 }
 
-/// Runs the demo for `methods`; prints progress and the closing table (or JSON).
-pub(crate) fn run(lab: &Lab, methods: &[Method], onprem: Onprem, json: bool) -> Result<bool> {
+/// Runs the demo for each (method, on_tunnel_down); prints progress and the closing table
+/// (or JSON).
+pub(crate) fn run(
+    lab: &Lab,
+    scenarios: &[(Method, TunnelDown)],
+    onprem: Onprem,
+    json: bool,
+) -> Result<bool> {
     let mut reports = Vec::new();
-    for &m in methods {
-        let report = one(lab, m, onprem, json);
+    for &(m, down) in scenarios {
+        let report = one(lab, m, down, onprem, json);
         // Whatever happened, leave nothing behind.
         if let Err(e) = lab.down() {
             eprintln!("taking lab {} down: {e:#}", lab.name);
@@ -88,8 +98,19 @@ fn step(json: bool, text: &str) {
     }
 }
 
-fn one(lab: &Lab, method: Method, onprem: Onprem, json: bool) -> Result<MethodReport> {
-    let m = u8::from(method);
+fn one(
+    lab: &Lab,
+    method: Method,
+    down: TunnelDown,
+    onprem: Onprem,
+    json: bool,
+) -> Result<MethodReport> {
+    let block = down == TunnelDown::Block;
+    let m = if block {
+        format!("{}, block", u8::from(method))
+    } else {
+        u8::from(method).to_string()
+    };
     step(
         json,
         &format!("method {m}: bringing up the lab and the tunnel"),
@@ -103,7 +124,8 @@ fn one(lab: &Lab, method: Method, onprem: Onprem, json: bool) -> Result<MethodRe
         );
     }
     let fabric = crate::running_fabric(lab)?;
-    let plan = Plan::of(&fabric)?;
+    let mut plan = Plan::of(&fabric)?;
+    plan.on_tunnel_down = down;
     gateways::start(lab, &plan, onprem)?;
     let cen = fabric
         .nodes()
@@ -158,13 +180,15 @@ fn one(lab: &Lab, method: Method, onprem: Onprem, json: bool) -> Result<MethodRe
         thread::spawn(move || prober.stream(ecs, PROBE_INTERVAL, &stop, &samples))
     };
     thread::sleep(Duration::from_secs(1));
-    let broke = Instant::now();
     gateways::fail_line(lab, &fabric)?;
+    // From the moment the line drops IPsec, not from the request: a probe sent while the
+    // rules were still going in would count as traffic that survived the break.
+    let broke = Instant::now();
     // Watch until replies come back by themselves, or for WATCH.
     let resumed_at = wait_for_reply(&samples, broke, WATCH);
 
     let mut after_withdraw_s = None;
-    if method == Method::One {
+    if method == Method::One && !block {
         step(
             json,
             &format!("method {m}: the seed's manual step: withdraw the VPN gateway's routes"),
@@ -182,7 +206,7 @@ fn one(lab: &Lab, method: Method, onprem: Onprem, json: bool) -> Result<MethodRe
     let healed = Instant::now();
     gateways::heal_line(lab, &fabric)?;
     gateways::wait_up(lab, &plan, Duration::from_secs(15))?;
-    if method == Method::One {
+    if method == Method::One && !block {
         // The operator publishes again once the tunnel is back.
         set_published(lab, &plan, true)?;
     }
@@ -210,17 +234,24 @@ fn one(lab: &Lab, method: Method, onprem: Onprem, json: bool) -> Result<MethodRe
         .copied()
         .filter(|t| *t > healed)
         .max();
-    let last_lost = samples
+    // Back in the tunnel: replies again (block: the first since the break), and nothing in the
+    // clear after that.
+    let first_reply = samples
         .iter()
-        .filter(|(t, ok)| *t > healed && !ok)
-        .map(|(t, _)| *t)
-        .max();
-    let settled = last_plain.max(last_lost).unwrap_or(healed);
-    let back_in_tunnel_s = Some(settled.duration_since(healed).as_secs_f64());
+        .find(|(t, ok)| *t > healed && *ok)
+        .map(|(t, _)| *t);
+    let back_in_tunnel_s = first_reply
+        .map(|r| last_plain.map_or(r, |p| p.max(r)))
+        .map(|t| t.duration_since(healed).as_secs_f64());
     let after = capture::verify(&lab.ns(&cen), &lab.ns("client"), client, ecs, 10)?;
     let encrypted_after_heal = after.encrypted();
 
     let (seed_says, want_auto) = match method {
+        _ if block => (
+            "beyond the seed (on_tunnel_down = block): traffic stops while the tunnel is down; \
+             nothing crosses the line in the clear",
+            false,
+        ),
         Method::One => (
             "traffic stops until the VPN gateway's routes are withdrawn by hand; then it \
              crosses the line unencrypted",
@@ -246,7 +277,13 @@ fn one(lab: &Lab, method: Method, onprem: Onprem, json: bool) -> Result<MethodRe
         )),
         _ => {}
     }
-    if method == Method::One && after_withdraw_s.is_none() {
+    if block && seen.plaintext + v.plaintext + after.plaintext > 0 {
+        problems.push(format!(
+            "{} packets crossed the line in the clear; block allows none",
+            seen.plaintext + v.plaintext + after.plaintext
+        ));
+    }
+    if method == Method::One && !block && after_withdraw_s.is_none() {
         problems.push("traffic did not come back after the manual withdrawal".into());
     }
     if fallback_plaintext == Some(false) {
@@ -255,8 +292,18 @@ fn one(lab: &Lab, method: Method, onprem: Onprem, json: bool) -> Result<MethodRe
     if !encrypted_after_heal {
         problems.push("not encrypted again after healing".into());
     }
+    match back_in_tunnel_s {
+        None => problems.push("traffic did not come back after healing".into()),
+        Some(s) if s > BUDGET.as_secs_f64() => problems.push(format!(
+            "back in the tunnel {s:.1} s after healing, over the {} s budget",
+            BUDGET.as_secs()
+        )),
+        Some(_) => {}
+    }
     Ok(MethodReport {
-        method: m,
+        method: u8::from(method),
+        on_tunnel_down: if block { "block" } else { "fallback" },
+        plaintext_packets: seen.plaintext + v.plaintext + after.plaintext,
         seed_says,
         encrypted_while_up,
         resumed_after_s,
@@ -335,7 +382,11 @@ fn table(reports: &[MethodReport]) -> String {
                 (None, None) => format!("stopped ({} s watched)", WATCH.as_secs()),
             };
             vec![
-                r.method.to_string(),
+                if r.on_tunnel_down == "block" {
+                    format!("{} (block)", r.method)
+                } else {
+                    r.method.to_string()
+                },
                 r.seed_says.to_owned(),
                 measured,
                 secs(r.back_in_tunnel_s),

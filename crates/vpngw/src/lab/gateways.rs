@@ -65,6 +65,17 @@ pub(crate) enum Onprem {
     None,
 }
 
+/// What the gateways do with traffic for the tunnel while it is down (the daemon's
+/// `on_tunnel_down`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum TunnelDown {
+    /// Let it take the line, unencrypted (the seed's behaviour).
+    #[default]
+    Fallback,
+    /// Drop it: nothing ever crosses the line in the clear. Needs vpngw at both ends.
+    Block,
+}
+
 /// The two gateways of the fabric and the addresses the tunnel joins.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
@@ -79,6 +90,8 @@ pub(crate) struct Plan {
     pub(crate) method: Method,
     /// The VBR's address on the line, toward the on-premises gateway.
     pub(crate) vbr_address: Option<IpAddr>,
+    /// Both daemons' `on_tunnel_down`.
+    pub(crate) on_tunnel_down: TunnelDown,
 }
 
 impl Plan {
@@ -116,6 +129,7 @@ impl Plan {
             dc_cidrs: fabric.data_center_cidrs().to_vec(),
             method: fabric.method(),
             vbr_address,
+            on_tunnel_down: TunnelDown::Fallback,
         })
     }
 
@@ -156,6 +170,12 @@ pub(crate) fn start(lab: &Lab, plan: &Plan, onprem: Onprem) -> Result<()> {
                 config(lab, plan, &plan.onprem.0),
             )?;
             spawn(lab, &plan.onprem.0)?;
+        }
+        Onprem::Strongswan if plan.on_tunnel_down == TunnelDown::Block => {
+            bail!(
+                "on_tunnel_down = block needs vpngw at both ends: strongSwan's routes go with \
+                 its tunnel, so the data center's side would fall back in the clear"
+            )
         }
         Onprem::Strongswan => strongswan::start(lab, plan, &psk)?,
         Onprem::None => return Ok(()),
@@ -235,11 +255,16 @@ fn config(lab: &Lab, plan: &Plan, node: &str) -> String {
          tunnel_cidr = \"{TUNNEL_CIDR}\"\n\
          local_inside = \"{inside}\"\n\
          peer_inside = \"{peer_inside}\"\n\
-         initiate = {initiate}\n\n",
+         initiate = {initiate}\n\
+         on_tunnel_down = \"{down}\"\n\n",
         psk = lab.state_dir.join("psk").display(),
         // The on-premises device initiates and keeps trying; the cloud side waits for it.
         dpd = if cloud { "clear" } else { "restart" },
         initiate = !cloud,
+        down = match plan.on_tunnel_down {
+            TunnelDown::Fallback => "fallback",
+            TunnelDown::Block => "block",
+        },
     );
     if plan.method == Method::One {
         for prefix in routes {
@@ -337,6 +362,7 @@ pub(crate) fn kill(lab: &Lab, node: &str) -> Result<bool> {
     }
     super::stop_pid(pid);
     fs::remove_file(pid_path(lab, node))?;
+    strongswan::kill_bird(lab, node);
     Ok(true)
 }
 
@@ -364,17 +390,22 @@ pub(crate) fn restart_stopped(lab: &Lab, fabric: &Fabric) -> Result<Vec<String>>
 }
 
 /// Waits until every vpngw end reports a child SA (a strongSwan end has no API: the vpngw
-/// end's child SA is the proof).
+/// end's child SA is the proof) and, with BGP, has learned its routes over the tunnel.
 pub(crate) fn wait_up(lab: &Lab, plan: &Plan, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let states: Vec<Option<TunnelState>> = plan
+        let vpngw_ends: Vec<&str> = plan
             .nodes()
-            .iter()
+            .into_iter()
             .filter(|n| dir(lab, n).join("vpngw.toml").exists())
+            .collect();
+        let states: Vec<Option<TunnelState>> = vpngw_ends
+            .iter()
             .map(|n| connections(lab, n).ok()?.first().map(|c| c.state))
             .collect();
-        if states.iter().all(|s| *s == Some(TunnelState::Up)) {
+        let routed = plan.method == Method::One
+            || vpngw_ends.iter().all(|n| !learned_routes(lab, n).is_empty());
+        if routed && states.iter().all(|s| *s == Some(TunnelState::Up)) {
             return Ok(());
         }
         if Instant::now() > deadline {

@@ -1,6 +1,11 @@
 //! The on-premises gateway as strongSwan: Debian's charon with its userspace ESP backend
 //! (kernel-libipsec: a TUN device `ipsec0`, routes in table 220), as a customer's vendor
-//! device would be, configured by the lab and driven through `swanctl`.
+//! device would be, configured by the lab and driven through `swanctl`; in methods 2 and 3
+//! with BIRD beside it for BGP (over the tunnel, and to the VBR in Method 3).
+//!
+//! charon's policy routes steer traffic into the tunnel while its child SA is up, and go
+//! when DPD declares the peer dead: the lab's line route takes over. BIRD only tells the
+//! cloud (and the VBR) where the data center is; it installs nothing in the kernel.
 //!
 //! charon runs under `ip netns exec`, which gives it a private mount namespace; a tmpfs on
 //! `/run` there keeps its compiled-in PID file apart from any other charon on the host. Its
@@ -18,7 +23,9 @@ use std::{
 use anyhow::{bail, Context, Result};
 use fabric::{Fabric, GatewayTunnel};
 
-use super::{super::Lab, pid_path, Plan, CLOUD_INSIDE, ONPREM_INSIDE};
+use fabric::Method;
+
+use super::{super::Lab, pid_path, Plan, CLOUD_AS, CLOUD_INSIDE, DC_AS, ONPREM_INSIDE};
 
 /// charon's connection and child names.
 const CONN: &str = "vpc";
@@ -115,8 +122,91 @@ pub(crate) fn start(lab: &Lab, plan: &Plan, psk: &str) -> Result<()> {
             rts = join(&plan.vpc_cidrs),
         ),
     )?;
+    if plan.method != Method::One {
+        fs::write(d.join("bird.conf"), bird_conf(lab, plan))?;
+    }
     fs::write(d.join("node"), &plan.onprem.0)?;
     spawn(lab, &plan.onprem.0)
+}
+
+/// BIRD's configuration: the data center's prefixes, announced over the tunnel to the VPN
+/// gateway and, in Method 3, over the line to the VBR; nothing learned goes to the kernel.
+fn bird_conf(lab: &Lab, plan: &Plan) -> String {
+    let local = plan.onprem.1;
+    let dc: Vec<String> = plan.dc_cidrs.iter().map(ToString::to_string).collect();
+    let statics: String = dc
+        .iter()
+        .map(|p| format!("  route {p} unreachable;\n"))
+        .collect();
+    let mut s = format!(
+        "log \"{log}\" all;\n\
+         router id {local};\n\
+         protocol device {{ }}\n\
+         protocol static dc {{\n  ipv4;\n{statics}}}\n\
+         protocol bgp tunnel {{\n\
+         \x20 local {ONPREM_INSIDE} as {DC_AS};\n\
+         \x20 neighbor {CLOUD_INSIDE} as {CLOUD_AS};\n\
+         \x20 multihop 2;\n\
+         \x20 connect delay time 1; connect retry time 1; error wait time 1, 2;\n\
+         \x20 ipv4 {{ import all; export where source = RTS_STATIC; }};\n\
+         }}\n",
+        log = dir(lab).join("bird.log").display(),
+    );
+    if plan.method == Method::Three {
+        if let Some(vbr) = plan.vbr_address {
+            s.push_str(&format!(
+                "protocol bgp vbr {{\n\
+                 \x20 local {local} as {DC_AS};\n\
+                 \x20 neighbor {vbr} as {CLOUD_AS};\n\
+                 \x20 connect delay time 1; connect retry time 1; error wait time 1, 2;\n\
+                 \x20 ipv4 {{ import none; export where source = RTS_STATIC; }};\n\
+                 }}\n"
+            ));
+        }
+    }
+    s
+}
+
+fn bird_pid_path(lab: &Lab) -> PathBuf {
+    dir(lab).join("bird.pid")
+}
+
+/// Starts BIRD in the node's namespace when the method runs BGP.
+fn spawn_bird(lab: &Lab, node: &str) -> Result<()> {
+    let d = dir(lab);
+    let conf = d.join("bird.conf");
+    if !conf.exists() {
+        return Ok(());
+    }
+    let child = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(node), "bird", "-f", "-c"])
+        .arg(&conf)
+        .arg("-s")
+        .arg(d.join("bird.ctl"))
+        .arg("-P")
+        .arg(d.join("bird.ownpid"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("starting BIRD (apt-get install -y bird2)")?;
+    fs::write(bird_pid_path(lab), child.id().to_string())?;
+    Ok(())
+}
+
+/// Stops BIRD, if the lab started it.
+pub(crate) fn kill_bird(lab: &Lab, node: &str) {
+    let Some(pid) = fs::read_to_string(bird_pid_path(lab))
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    if crate::netns::pids(&lab.ns(node)).contains(&pid) {
+        super::super::stop_pid(pid);
+    }
+    let _ = fs::remove_file(bird_pid_path(lab));
 }
 
 /// Starts charon in the node's namespace and loads its configuration.
@@ -173,7 +263,7 @@ pub(crate) fn spawn(lab: &Lab, node: &str) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(())
+    spawn_bird(lab, node)
 }
 
 fn swanctl(lab: &Lab, args: &[&str], file: Option<PathBuf>) -> Result<std::process::Output> {
