@@ -580,3 +580,68 @@ fn demo_method_3_with_strongswan_is_the_seed() {
     assert!(r["resumed_after_s"].as_f64().unwrap() < 3.0, "{r:#}");
     assert_eq!(r["fallback_plaintext"], true, "{r:#}");
 }
+
+/// `withdraw_when_down = true` (beyond the seed's Method 1): a reload turns it on without
+/// touching the tunnel; when the line drops IPsec the VPN gateway takes its publication out
+/// of the VPC by itself, so traffic comes back over the line without the manual step, and
+/// puts it back once the tunnel is up again.
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn withdraw_when_down_follows_the_tunnel_after_a_reload() {
+    let lab = "vt-wwd";
+    let _down = Down(lab);
+    let _ = vpngw(lab, &["down"]);
+    ok(lab, &["up"]);
+    let vpc_route = || kernel_route("vt-wwd-vpc", "192.168.10.0/24");
+    let wait_vpc = |want: &str, limit: Duration| {
+        let t = std::time::Instant::now();
+        while !vpc_route().contains(want) {
+            assert!(
+                t.elapsed() < limit,
+                "VPC route never became {want}: {}",
+                vpc_route()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        t.elapsed()
+    };
+    wait_vpc("via 172.16.1.2", Duration::from_secs(5));
+
+    let config = Path::new("/run/vpngw-lab/vt-wwd/vpngw/vpngw.toml");
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(
+        config,
+        text.replace(
+            "publish = true\n",
+            "publish = true\nwithdraw_when_down = true\n",
+        ),
+    )
+    .unwrap();
+    let api = "/run/vpngw-lab/vt-wwd/vpngw/api.sock";
+    let out = Command::new(VPNGW)
+        .args(["reload", "--json", "--api", api])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("\"routes_changed\": true"), "{report}");
+    assert!(vpc_route().contains("via 172.16.1.2"), "still published");
+
+    ok(lab, &["fail", "tunnel"]);
+    let took = wait_vpc("via 100.64.0.5", Duration::from_secs(6));
+    eprintln!("publication withdrawn {took:?} after the line dropped IPsec");
+    let out = ok(
+        lab,
+        &["probe", "--from", "client", "--to", "ecs", "--count", "3"],
+    );
+    assert!(out.contains("3/3"), "back over the line: {out}");
+
+    ok(lab, &["heal", "tunnel"]);
+    wait_vpc("via 172.16.1.2", Duration::from_secs(10));
+    let v = ok(lab, &["verify", "--count", "5"]);
+    assert!(v.contains("verdict: ENCRYPTED"), "{v}");
+}

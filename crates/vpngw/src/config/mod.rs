@@ -391,6 +391,9 @@ pub(crate) struct Route {
     pub(crate) weight: u32,
     /// Whether the route is published into the fabric (the VPC's route table).
     pub(crate) publish: bool,
+    /// Withdraw the publication while the connection's tunnel is down (and publish it again
+    /// when it is back); `false`, the seed's Method 1, keeps it published whatever happens.
+    pub(crate) withdraw_when_down: bool,
 }
 
 fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -107,6 +107,7 @@ pub(super) struct RouteEntry {
     pub(super) prefix: Option<IpNet>,
     pub(super) connection: Option<String>,
     pub(super) publish: Option<bool>,
+    pub(super) withdraw_when_down: Option<bool>,
     pub(super) route: Option<Route>,
 }
 
@@ -913,7 +914,16 @@ fn health_check(
 }
 
 fn route(r: &mut Reader<'_>, t: &Table<'_>) -> RouteEntry {
-    r.unknown_keys(t, &["prefix", "connection", "weight", "publish"]);
+    r.unknown_keys(
+        t,
+        &[
+            "prefix",
+            "connection",
+            "weight",
+            "publish",
+            "withdraw_when_down",
+        ],
+    );
     let prefix = r.req(t, "prefix", &kind::prefix());
     let connection = r.req(
         t,
@@ -931,12 +941,14 @@ fn route(r: &mut Reader<'_>, t: &Table<'_>) -> RouteEntry {
     });
     let weight = r.or(t, "weight", &weight_kind, rib::Route::ACTIVE);
     let publish = r.or(t, "publish", &kind::boolean(), false);
+    let withdraw_when_down = r.or(t, "withdraw_when_down", &kind::boolean(), false);
     let route = (|| {
         Some(Route {
             prefix: prefix?,
             connection: connection.clone()?,
             weight: weight?,
             publish: publish?,
+            withdraw_when_down: withdraw_when_down?,
         })
     })();
     RouteEntry {
@@ -944,6 +956,7 @@ fn route(r: &mut Reader<'_>, t: &Table<'_>) -> RouteEntry {
         prefix,
         connection,
         publish,
+        withdraw_when_down,
         route,
     }
 }

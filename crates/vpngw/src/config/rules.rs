@@ -35,6 +35,13 @@ pub(super) fn check(
                  controller named there",
             );
         }
+        if entry.withdraw_when_down == Some(true) && entry.publish == Some(false) {
+            r.err_at(
+                &field("withdraw_when_down"),
+                "withdraw_when_down = true needs publish = true: only a published route can be \
+                 withdrawn",
+            );
+        }
         let Some(name) = &entry.connection else {
             continue;
         };

@@ -191,6 +191,7 @@ fn base_and_defaults() {
             connection: "dc1".into(),
             weight: 100,
             publish: false,
+            withdraw_when_down: false,
         }]
     );
     // Where fields are, for errors found later.
@@ -1249,6 +1250,21 @@ fn a_route_is_given_once_per_connection() {
             "{FILE}:{}: route[1].prefix: duplicate of route[0] (line 14): the route \
              192.168.10.0/24 into connection \"dc1\" is given once",
             line_nth(&text, "prefix", 1)
+        )
+    );
+}
+
+#[test]
+fn withdraw_when_down_needs_publish() {
+    let text = format!("{BASE}withdraw_when_down = true\n");
+    assert_eq!(
+        one(&text),
+        at(
+            &text,
+            "withdraw_when_down",
+            "route[0].withdraw_when_down",
+            "withdraw_when_down = true needs publish = true: only a published route can be \
+             withdrawn"
         )
     );
 }

@@ -285,7 +285,7 @@ impl Gateway {
         };
         if let Some(fabric) = &self.fabric {
             let was = |p: &IpNet| before.get(p) == Some(&true);
-            let is = |p: &IpNet| after.get(p) == Some(&true);
+            let is = |p: &IpNet| after.get(p) == Some(&true) && self.deliverable(*p);
             for p in before.keys().chain(after.keys()) {
                 if was(p) != is(p) {
                     if let Err(e) = tell_fabric(fabric, &self.name, *p, is(p)) {
@@ -341,6 +341,7 @@ impl Gateway {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         for (prefix, on) in published {
+            let on = on && self.deliverable(prefix);
             tell_fabric(fabric, &self.name, prefix, on).map_err(GatewayError::Fabric)?;
             tracing::info!(%prefix, published = on, "publication synced with the fabric");
         }
@@ -371,7 +372,9 @@ impl Gateway {
             });
         };
         let fabric = self.fabric.as_ref().ok_or(GatewayError::NoFabric)?;
-        tell_fabric(fabric, &self.name, prefix, on).map_err(GatewayError::Fabric)?;
+        // Held back while no route of it can carry traffic; it follows the tunnel from here.
+        let in_fabric = on && self.deliverable(prefix);
+        tell_fabric(fabric, &self.name, prefix, in_fabric).map_err(GatewayError::Fabric)?;
         if now != on {
             self.store
                 .set_published(prefix, on)
@@ -559,7 +562,7 @@ impl Gateway {
     /// while revoked (the operator's choice, in the store, is untouched), published again on
     /// recovery. Blocking: call it off the async runtime.
     pub(crate) fn set_health(&self, name: &str, healthy: bool, revoked: bool) {
-        let prefixes: Vec<IpNet> = {
+        {
             let mut conns = self.lock();
             let Ok(i) = find(&conns, name) else {
                 return;
@@ -576,12 +579,39 @@ impl Gateway {
             c.span.in_scope(|| {
                 tracing::info!(healthy, routes_revoked = revoked, "health check changed");
             });
-            self.routes_now()
-                .iter()
-                .filter(|r| r.connection == name)
-                .map(|r| r.prefix)
-                .collect()
-        };
+        }
+        self.follow(name);
+    }
+
+    /// Whether a published prefix belongs in the fabric now: some route of it can carry
+    /// traffic, by its connection's health check and, for a `withdraw_when_down` route, by its
+    /// tunnel. (A standby route keeps a prefix published while the active one's tunnel is
+    /// down.)
+    fn deliverable(&self, prefix: IpNet) -> bool {
+        let conns = self.lock();
+        self.routes_now()
+            .iter()
+            .filter(|r| r.prefix == prefix)
+            .any(|r| {
+                conns.iter().any(|c| {
+                    c.config.name == r.connection
+                        && !c.revoked
+                        && (!r.withdraw_when_down || c.state == TunnelState::Up)
+                })
+            })
+    }
+
+    /// Whether `conn` has `withdraw_when_down` routes, whose publication follows its tunnel.
+    pub(crate) fn follows_tunnel(&self, conn: &str) -> bool {
+        self.routes_now()
+            .iter()
+            .any(|r| r.connection == conn && r.withdraw_when_down)
+    }
+
+    /// Tells the fabric, for each published route of `conn`, whether it belongs there now
+    /// ([`Gateway::deliverable`]); the operator's choice, in the store, is untouched.
+    /// Blocking: call it off the async runtime.
+    pub(crate) fn follow(&self, conn: &str) {
         let Some(fabric) = &self.fabric else {
             return;
         };
@@ -590,11 +620,19 @@ impl Gateway {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        let prefixes: Vec<IpNet> = self
+            .routes_now()
+            .iter()
+            .filter(|r| r.connection == conn && published.get(&r.prefix) == Some(&true))
+            .map(|r| r.prefix)
+            .collect();
         for p in prefixes {
-            if published.get(&p) == Some(&true) {
-                if let Err(e) = tell_fabric(fabric, &self.name, p, !revoked) {
-                    tracing::warn!(prefix = %p, "health check: telling the fabric: {e:#}");
+            let on = self.deliverable(p);
+            match tell_fabric(fabric, &self.name, p, on) {
+                Ok(()) => {
+                    tracing::info!(connection = %conn, prefix = %p, in_fabric = on, "publication follows the tunnel")
                 }
+                Err(e) => tracing::warn!(prefix = %p, "telling the fabric: {e:#}"),
             }
         }
     }

@@ -210,6 +210,15 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
                 if let Some(tx) = &bgp_events {
                     let _ = tx.send(ev.clone());
                 }
+                if let tunnel::EngineEvent::ChildUp { conn, .. }
+                | tunnel::EngineEvent::ChildDown { conn, .. }
+                | tunnel::EngineEvent::IkeDown { conn, .. } = &ev
+                {
+                    if gw.follows_tunnel(conn) {
+                        let (g, c) = (gw.clone(), conn.clone());
+                        let _ = tokio::task::spawn_blocking(move || g.follow(&c)).await;
+                    }
+                }
                 if matches!(
                     ev,
                     tunnel::EngineEvent::HealthFailed { .. }
