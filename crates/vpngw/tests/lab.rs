@@ -645,3 +645,62 @@ fn withdraw_when_down_follows_the_tunnel_after_a_reload() {
     let v = ok(lab, &["verify", "--count", "5"]);
     assert!(v.contains("verdict: ENCRYPTED"), "{v}");
 }
+
+/// Method 2: the route the VPN gateway learned by BGP over the tunnel leaves the VPC's table
+/// (and kernel) within 1 s of the gateway declaring the tunnel down — not at the hold timer.
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn method_2_bgp_routes_leave_the_vpc_within_1s_of_the_tunnel_going_down() {
+    let lab = "vt-bgpw";
+    let _down = Down(lab);
+    let _ = vpngw(lab, &["down"]);
+    ok(lab, &["up", "--method", "2"]);
+    let api = "/run/vpngw-lab/vt-bgpw/vpngw/api.sock";
+    let state = || -> String {
+        let out = Command::new(VPNGW)
+            .args(["conn", "list", "--json", "--api", api])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v[0]["state"].as_str().unwrap_or("?").to_owned()
+    };
+    let vpc_route = || kernel_route("vt-bgpw-vpc", "192.168.10.0/24");
+    assert!(
+        vpc_route().contains("via 172.16.1.2"),
+        "learned, published: {}",
+        vpc_route()
+    );
+
+    ok(lab, &["fail", "tunnel"]);
+    let t = std::time::Instant::now();
+    while state() == "up" {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the tunnel never went down"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let declared = std::time::Instant::now();
+    while !vpc_route().contains("via 100.64.0.5") {
+        assert!(
+            declared.elapsed() < Duration::from_secs(1),
+            "still published 1 s after the tunnel went down: {}",
+            vpc_route()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!(
+        "tunnel down after {:?}; VPC route gone {:?} later",
+        declared - t,
+        declared.elapsed()
+    );
+    ok(lab, &["heal", "tunnel"]);
+    let back = std::time::Instant::now();
+    while !vpc_route().contains("via 172.16.1.2") {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "never published again"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
