@@ -798,20 +798,11 @@ fn sighup_and_reload_apply_a_valid_file_and_refuse_the_rest() {
 #[test]
 #[ignore = "needs root: network namespaces, TUN; run by scripts/test.sh"]
 fn reload_rebuilds_the_changed_tunnel_and_keeps_the_others_spis() {
-    let (na, nb) = (Ns::new("vdt-rl-a"), Ns::new("vdt-rl-b"));
-    ip(&[
-        "link", "add", "wan", "netns", &na.0, "type", "veth", "peer", "name", "wan", "netns", &nb.0,
-    ]);
-    for (ns, addrs) in [
-        (&na, ["10.97.0.1/24", "10.97.0.11/24", "10.2.0.1/32"]),
-        (&nb, ["10.97.0.2/24", "10.97.0.12/24", "10.1.0.1/32"]),
-    ] {
-        for a in addrs {
-            let dev = if a.ends_with("/32") { "lo" } else { "wan" };
-            ip(&["-n", &ns.0, "addr", "add", a, "dev", dev]);
-        }
-        ip(&["-n", &ns.0, "link", "set", "wan", "up"]);
-    }
+    let (na, nb) = ns_pair(
+        "vdt-rl-a",
+        "vdt-rl-b",
+        [&["10.97.0.11/24"], &["10.97.0.12/24"]],
+    );
     let (da, db) = (Dir::new("rl-a"), Dir::new("rl-b"));
     // `a` initiates both; `b` accepts either ESP proposal on the second tunnel.
     let config = |dir: &Dir, me: [&str; 2], peer: [&str; 2], esp2: &str, extra_route: &str| {
@@ -1010,6 +1001,30 @@ fn cli_without_a_daemon_is_one_clear_line() {
     }
 }
 
+/// Two namespaces joined by a veth `wan`: `a` is 10.97.0.1 with LAN 10.2.0.1, `b` is
+/// 10.97.0.2 with LAN 10.1.0.1 (LANs on loopback), plus `extra` addresses on each `wan`.
+fn ns_pair(a: &str, b: &str, extra: [&[&str]; 2]) -> (Ns, Ns) {
+    let (na, nb) = (Ns::new(a), Ns::new(b));
+    ip(&[
+        "link", "add", "wan", "netns", &na.0, "type", "veth", "peer", "name", "wan", "netns", &nb.0,
+    ]);
+    for ((ns, wan, lan), more) in [
+        (&na, "10.97.0.1/24", "10.2.0.1/32"),
+        (&nb, "10.97.0.2/24", "10.1.0.1/32"),
+    ]
+    .into_iter()
+    .zip(extra)
+    {
+        ip(&["-n", &ns.0, "addr", "add", wan, "dev", "wan"]);
+        for a in more {
+            ip(&["-n", &ns.0, "addr", "add", a, "dev", "wan"]);
+        }
+        ip(&["-n", &ns.0, "addr", "add", lan, "dev", "lo"]);
+        ip(&["-n", &ns.0, "link", "set", "wan", "up"]);
+    }
+    (na, nb)
+}
+
 /// Two daemons, one per namespace, joined by a veth: `a` (10.97.0.1, LAN 10.2.0.1) initiates,
 /// `b` (10.97.0.2, LAN 10.1.0.1) waits. Writes one side's configuration.
 fn tunnel_config(
@@ -1058,18 +1073,7 @@ connection = "peer"
 #[test]
 #[ignore = "needs root and iproute2; run by scripts/test.sh"]
 fn two_daemons_bring_a_tunnel_up_and_show_it() {
-    let (na, nb) = (Ns::new("vdt-tun-a"), Ns::new("vdt-tun-b"));
-    ip(&[
-        "link", "add", "wan", "netns", &na.0, "type", "veth", "peer", "name", "wan", "netns", &nb.0,
-    ]);
-    for (ns, wan, lan) in [
-        (&na, "10.97.0.1/24", "10.2.0.1/32"),
-        (&nb, "10.97.0.2/24", "10.1.0.1/32"),
-    ] {
-        ip(&["-n", &ns.0, "addr", "add", wan, "dev", "wan"]);
-        ip(&["-n", &ns.0, "addr", "add", lan, "dev", "lo"]);
-        ip(&["-n", &ns.0, "link", "set", "wan", "up"]);
-    }
+    let (na, nb) = ns_pair("vdt-tun-a", "vdt-tun-b", [&[], &[]]);
     let (da, db) = (Dir::new("tun-a"), Dir::new("tun-b"));
     tunnel_config(
         &da,
@@ -1220,22 +1224,11 @@ fn two_daemons_bring_a_tunnel_up_and_show_it() {
 #[ignore = "needs root: network namespaces, TUN; run by scripts/test.sh"]
 fn health_check_revokes_routes_or_keeps_them() {
     for (tag, policy) in [("rv", "revoke_routes"), ("kp", "keep_routes")] {
-        let (na, nb) = (
-            Ns::new(&format!("vdt-hc{tag}-a")),
-            Ns::new(&format!("vdt-hc{tag}-b")),
+        let (na, nb) = ns_pair(
+            &format!("vdt-hc{tag}-a"),
+            &format!("vdt-hc{tag}-b"),
+            [&[], &[]],
         );
-        ip(&[
-            "link", "add", "wan", "netns", &na.0, "type", "veth", "peer", "name", "wan", "netns",
-            &nb.0,
-        ]);
-        for (ns, wan, lan) in [
-            (&na, "10.97.0.1/24", "10.2.0.1/32"),
-            (&nb, "10.97.0.2/24", "10.1.0.1/32"),
-        ] {
-            ip(&["-n", &ns.0, "addr", "add", wan, "dev", "wan"]);
-            ip(&["-n", &ns.0, "addr", "add", lan, "dev", "lo"]);
-            ip(&["-n", &ns.0, "link", "set", "wan", "up"]);
-        }
         let (da, db) = (
             Dir::new(&format!("hc{tag}-a")),
             Dir::new(&format!("hc{tag}-b")),
@@ -1384,18 +1377,7 @@ fn until(max: Duration, what: impl Fn() -> String, mut f: impl FnMut() -> bool) 
 #[test]
 #[ignore = "needs root and iproute2; run by scripts/test.sh"]
 fn bgp_over_the_tunnel_learns_routes_and_withdraws_them_when_the_tunnel_goes() {
-    let (na, nb) = (Ns::new("vbd-bgp-a"), Ns::new("vbd-bgp-b"));
-    ip(&[
-        "link", "add", "wan", "netns", &na.0, "type", "veth", "peer", "name", "wan", "netns", &nb.0,
-    ]);
-    for (ns, wan, lan) in [
-        (&na, "10.97.0.1/24", "10.2.0.1/32"),
-        (&nb, "10.97.0.2/24", "10.1.0.1/32"),
-    ] {
-        ip(&["-n", &ns.0, "addr", "add", wan, "dev", "wan"]);
-        ip(&["-n", &ns.0, "addr", "add", lan, "dev", "lo"]);
-        ip(&["-n", &ns.0, "link", "set", "wan", "up"]);
-    }
+    let (na, nb) = ns_pair("vbd-bgp-a", "vbd-bgp-b", [&[], &[]]);
     let (da, db) = (Dir::new("bgp-a"), Dir::new("bgp-b"));
     let inside = ("169.254.30.1", "169.254.30.2");
     tunnel_config(
