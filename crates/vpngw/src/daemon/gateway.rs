@@ -76,6 +76,32 @@ struct Conn {
     span: Span,
 }
 
+impl Conn {
+    /// A connection as the configuration has it, tunnel down, with the operator's admin state.
+    fn load(c: &config::Connection, admin: AdminState) -> Self {
+        let span = tracing::info_span!("connection", name = %c.name);
+        span.in_scope(|| {
+            tracing::info!(
+                local = %c.local_address,
+                peer = %c.peer_address,
+                mode = %mode_name(&c.mode),
+                admin_state = %admin,
+                state = %TunnelState::Down,
+                "connection loaded"
+            );
+        });
+        Self {
+            config: c.clone(),
+            state: TunnelState::Down,
+            admin,
+            healthy: c.health_check.as_ref().map(|_| true),
+            revoked: false,
+            counts: ConnCounts::default(),
+            span,
+        }
+    }
+}
+
 /// What happened to a connection since the daemon started.
 #[derive(Debug, Default, Clone, Copy)]
 struct ConnCounts {
@@ -129,29 +155,7 @@ impl Gateway {
         let conns = cfg
             .connections
             .iter()
-            .map(|c| {
-                let span = tracing::info_span!("connection", name = %c.name);
-                let admin = saved.get(&c.name).copied().unwrap_or(AdminState::Up);
-                span.in_scope(|| {
-                    tracing::info!(
-                        local = %c.local_address,
-                        peer = %c.peer_address,
-                        mode = %mode_name(&c.mode),
-                        admin_state = %admin,
-                        state = %TunnelState::Down,
-                        "connection loaded"
-                    );
-                });
-                Conn {
-                    config: c.clone(),
-                    state: TunnelState::Down,
-                    admin,
-                    healthy: c.health_check.as_ref().map(|_| true),
-                    revoked: false,
-                    counts: ConnCounts::default(),
-                    span,
-                }
-            })
+            .map(|c| Conn::load(c, saved.get(&c.name).copied().unwrap_or(AdminState::Up)))
             .collect();
         let stored = store.publications()?;
         let published = cfg
@@ -242,17 +246,7 @@ impl Gateway {
                 let conn = kept.unwrap_or_else(|| {
                     let admin = saved.get(&c.name).copied().unwrap_or(AdminState::Up);
                     added.push((c.name.clone(), admin == AdminState::Down));
-                    let span = tracing::info_span!("connection", name = %c.name);
-                    span.in_scope(|| tracing::info!(admin_state = %admin, "connection (re)loaded"));
-                    Conn {
-                        config: c.clone(),
-                        state: TunnelState::Down,
-                        admin,
-                        healthy: c.health_check.as_ref().map(|_| true),
-                        revoked: false,
-                        counts: ConnCounts::default(),
-                        span,
-                    }
+                    Conn::load(c, admin)
                 });
                 conns.push(conn);
             }
