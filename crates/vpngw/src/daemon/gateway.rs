@@ -716,6 +716,25 @@ impl Gateway {
                 }
             }
         }
+        out.family(
+            "vpngw_route_published",
+            "gauge",
+            "1 while the [[route]] prefix is published into the fabric (the operator's choice, \
+             and a route of it able to carry traffic), else 0.",
+        );
+        let published = self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for (prefix, on) in published {
+            let p = prefix.to_string();
+            out.sample(
+                "vpngw_route_published",
+                &[("prefix", &p)],
+                u64::from(on && self.deliverable(prefix)),
+            );
+        }
         self.metrics.write(&mut out);
         let snap = self
             .snapshot
