@@ -24,6 +24,9 @@ cargo test -p vpngw --test lab --locked -- --ignored --test-threads 1 demo_
 echo "== the daemon's BGP driver: two speakers in a network namespace of their own (root)"
 cargo test -p vpngw --bin vpngw --locked -- --ignored bgpd::
 
+echo "== the daemon's kernel routes over rtnetlink, in a network namespace of their own (root)"
+cargo test -p vpngw --bin vpngw --locked -- --ignored daemon::tunnel::kernel::
+
 echo "== the daemon in a network namespace: TUN, sockets, API, state, BGP over a tunnel (root)"
 cargo test -p vpngw --test daemon --locked -- --ignored
 

@@ -1,5 +1,6 @@
 //! Network namespaces and the iproute2 calls that build and program them: the lab's nodes,
-//! and the daemon's TUN addresses and kernel routes.
+//! and the daemon's TUN addresses (its kernel routes are rtnetlink requests, in
+//! `daemon::tunnel::kernel`).
 //!
 //! Namespaces are made with `ip netns add` so they are visible to `ip netns exec` and to the
 //! operator; everything that must run *inside* one (sysctls, probe sockets) runs on a short
