@@ -21,6 +21,7 @@
 #         BORINGTUN=path (default: boringtun-cli on PATH, else $CACHE/boringtun/bin, else
 #         `cargo install boringtun-cli --root $CACHE/boringtun`, skipped with a note if that fails)
 #         CACHE=/work/.cache-perf  KEEP_LOGS=1 (keep $W)
+#         PROFILE=DIR (perf record of both gateways during one extra P1 run per tunnel)
 # Needs:  root, iproute2, jq, python3; installs iperf3 (and wireguard-tools for boringtun) with
 #         apt-get if missing; strongSwan rows need strongswan-charon strongswan-swanctl
 #         libstrongswan-standard-plugins libstrongswan-extra-plugins (skipped with a note if absent).
@@ -130,9 +131,27 @@ iperf_once() { # $1 = extra args, $2 $3 = gateway pids (may be empty)
   echo "$(echo "$j" | jq -r '.end.sum_received.bits_per_second/1e9') $(( (a1-a0)*100000/hz/el )) $(( (b1-b0)*100000/hz/el ))"
 }
 
+# PROFILE=DIR: a CPU profile of both gateway processes during one extra single-stream run
+# of each tunnel, `perf record` data and a flat report (self time by DSO and symbol) in DIR.
+profile() { # $1 = row name, $2 $3 = gateway pids
+  [ -n "${PROFILE:-}" ] && [ -n "$2" ] || return 0
+  command -v perf >/dev/null || { note "perf not found (apt-get install -y linux-perf): no profile"; return 0; }
+  mkdir -p "$PROFILE"
+  local f=$PROFILE/${1// /-}
+  perf record -q -F 999 -o "$f.data" -p "$2,$3" -- sleep "$DUR" >/dev/null 2>&1 &
+  local pp=$!
+  ip netns exec vpb-client iperf3 -c 10.0.1.10 -t "$DUR" >/dev/null 2>&1 || true
+  wait "$pp" || true
+  perf report -i "$f.data" --no-children --sort comm,dso,sym --percent-limit 0.7 --stdio 2>/dev/null \
+    | grep -v '^$' >"$f.txt" || true
+  perf report -i "$f.data" --no-children --sort dso --stdio 2>/dev/null | grep '%' >"$f.dso.txt" || true
+  note "profile of $1: $f.txt ($(head -3 "$f.dso.txt" | awk '{printf "%s %s; ", $1, $2}'))"
+}
+
 # Measures the path now up; appends one line to $RES: name rtt p1... | p4... | cpu1 cpu2
 measure() { # $1 = row name, $2 $3 = gateway pids
   local name=$1 rtt p1="" p4="" c1=0 c2=0 r g a b
+  profile "$@"
   rtt=$(rtt_ms)
   for r in $(seq "$RUNS"); do
     read -r g a b <<<"$(iperf_once "" "$2" "$3")"; p1="$p1 $g"; c1=$((c1 + a)); c2=$((c2 + b))
@@ -289,6 +308,9 @@ run_vpngw() {
     ip netns exec vpb-gw1 "$VPNGW" run --config "$W/vpngw/gw1/vpngw.toml" >"$W/vpngw/gw1/log" 2>&1 & p1=$!
     if wait_ping; then
       measure "vpngw $esp" "$p1" "$p2"
+      # proof that the traffic went through ESP: the SA's counters
+      "$VPNGW" sa list --json --api "$W/vpngw/gw1/api.sock" 2>/dev/null \
+        | jq -r '.[] | "  gw1 SA \(.proposal) out: \(.packets_out) packets \(.bytes_out) bytes, in: \(.packets_in) packets"' || true
     else
       note "vpngw tunnel with $esp did not come up; row skipped"; tail -5 "$W/vpngw/gw1/log" "$W/vpngw/gw2/log"
     fi
