@@ -118,7 +118,12 @@ topo_up() {
 # ---------------------------------------------------------------- measurement
 wait_ping() { for _ in $(seq 300); do ip netns exec vpb-client ping -c 1 -W 0.2 10.0.1.10 >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
 cpu_ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-rtt_ms() { ip netns exec vpb-client ping -q -c 20 -i 0.05 10.0.1.10 | awk -F/ '/^rtt/{print $5}'; }
+# idle RTT: median of 100 pings 20 ms apart (the mean of a few is dominated by the odd
+# wake-up of a descheduled vCPU on this shared machine; every row is measured the same way)
+rtt_ms() {
+  ip netns exec vpb-client ping -c 100 -i 0.02 10.0.1.10 | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' \
+    | sort -g | awk '{v[NR]=$1} END {if (NR) print (NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2); else print "nan"}'
+}
 
 # iperf3 once; prints "Gbit/s cpu_gw1% cpu_gw2%"
 iperf_once() { # $1 = extra args, $2 $3 = gateway pids (may be empty)
@@ -233,7 +238,7 @@ charon_start() { # $1=gw; prints pid
 run_strongswan() {
   local esp p1 p2
   for esp in aes128gcm16 chacha20poly1305; do
-    note "strongSwan $(/usr/sbin/swanctl --version 2>/dev/null | awk '{print $NF}') kernel-libipsec, ESP $esp"
+    note "strongSwan $(dpkg-query -W -f '${Version}' strongswan-charon 2>/dev/null) kernel-libipsec, ESP $esp"
     sw_conf gw1 172.16.0.1 172.16.0.2 192.168.10.0/24 10.0.1.0/24 "$esp" gw1 gw2
     sw_conf gw2 172.16.0.2 172.16.0.1 10.0.1.0/24 192.168.10.0/24 "$esp" gw2 gw1
     p2=$(charon_start gw2) || return 0
@@ -320,7 +325,7 @@ run_vpngw() {
 
 # ---------------------------------------------------------------- main
 echo "== $(date -u +%FT%TZ) $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
-echo "== iperf3 TCP ${DUR}s x ${RUNS} per row (single stream P1, 4 streams P4); idle RTT = 20 pings"
+echo "== iperf3 TCP ${DUR}s x ${RUNS} per row (single stream P1, 4 streams P4); idle RTT = median of 100 pings"
 topo_up
 for impl in $IMPLS; do "run_$impl"; done
 

@@ -313,8 +313,11 @@ impl Engine {
                     self.handle_datagram(now, s.local, remote, data, &mut tx, &mut signalled);
                 }
             }
+            // Written per receive, not per wake-up: a lone packet (a ping, a TCP ACK) must not
+            // wait for the next, empty, receive; a bulk batch is already up to a few hundred
+            // packets, GRO-coalesced into a few writes.
+            inbound.write(tun).await;
         }
-        inbound.write(tun).await;
     }
 
     /// One datagram from `remote` to `local`: IKE to the endpoint, ESP opened in place and
