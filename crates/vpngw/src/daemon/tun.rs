@@ -6,6 +6,13 @@
 //! namespaces, rather than with tun-rs's `address-management` feature (netconfig-rs and
 //! getifaddrs, for a few calls at start). The device is not persistent: when the daemon closes it, on exit or
 //! crash, the kernel removes it and its addresses and routes.
+//!
+//! Offloads (`IFF_VNET_HDR`, TSO/USO): the kernel hands the daemon whole TCP (and UDP) GSO
+//! super-packets of up to 64 KB with one `read`, and takes GRO-coalesced ones with one `write`,
+//! so a bulk TCP stream costs one TUN syscall per ~45 packets instead of one per packet. The
+//! tunnel engine splits them (`recv_multiple`) and coalesces (`send_multiple`); packets it
+//! reads are always plain MTU-sized IP packets by then. A kernel that refuses the offload
+//! flags gets a plain device; the same calls then move one packet each.
 
 use std::sync::Arc;
 
@@ -54,15 +61,24 @@ impl Tun {
     pub(crate) fn create(cfg: &Config) -> Result<Self> {
         let name = &cfg.gateway.tun;
         let mtu = cfg.gateway.mtu;
-        let device = DeviceBuilder::new()
-            .name(name)
-            .mtu(mtu)
-            // Down until its addresses are set (tun-rs brings devices up by default).
-            .enable(false)
-            .build_async()
-            .with_context(|| {
-                format!("creating the TUN device {name} (needs CAP_NET_ADMIN and /dev/net/tun)")
-            })?;
+        let build = |offload: bool| {
+            DeviceBuilder::new()
+                .name(name)
+                .mtu(mtu)
+                .offload(offload)
+                // Down until its addresses are set (tun-rs brings devices up by default).
+                .enable(false)
+                .build_async()
+        };
+        let device = match build(true) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::info!(tun = %name, "TUN offloads unavailable ({e}); one packet per read");
+                build(false).with_context(|| {
+                    format!("creating the TUN device {name} (needs CAP_NET_ADMIN and /dev/net/tun)")
+                })?
+            }
+        };
         // From here on, an error drops the device and the kernel removes it.
         // No IPv6 link-local address: the kernel would send router solicitations and MLD
         // reports into the tunnel, counted as drops. IPv6 routes through the device need none.

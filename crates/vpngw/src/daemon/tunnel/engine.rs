@@ -17,6 +17,7 @@ use rib::{NextHop, Route, Source, Table};
 use tokio::{net::UdpSocket, sync::mpsc, time::Instant as TokioInstant};
 use tun_rs::AsyncDevice;
 
+use super::datapath::{self, HEADROOM, READS_PER_WAKE};
 use super::{
     super::{
         metrics::{Counter, Metrics},
@@ -27,12 +28,6 @@ use super::{
     kernel::KernelRoutes,
 };
 use crate::config::{self, Config, HealthPolicy, Mode, OnTunnelDown};
-
-/// Room in front of an inner packet for the ESP header and IV (the outer IP and UDP headers
-/// are the socket's).
-const HEADROOM: usize = 64;
-/// Largest datagram or inner packet handled.
-const BUF: usize = 65536;
 
 /// The outer sockets of one local address.
 #[derive(Debug, Clone)]
@@ -229,27 +224,21 @@ impl Engine {
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let tun = Arc::clone(&self.tun);
-        let mut tun_buf = vec![0u8; BUF];
-        let (udp_tx, mut udp_rx) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
+        // Every outer socket is read here, in the engine: no task per socket, no channel, no
+        // copy per datagram. Buffers are allocated once, here.
+        let mut sockets = Vec::new();
         for (ip, s) in &self.sockets {
             for (port, sock) in [(IKE_PORT, &s.ike), (NAT_T_PORT, &s.nat_t)] {
-                let sock = Arc::clone(sock);
-                let tx = udp_tx.clone();
                 let local = SocketAddr::new(*ip, port);
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; BUF];
-                    loop {
-                        let Ok((n, remote)) = sock.recv_from(&mut buf).await else {
-                            continue;
-                        };
-                        if tx.send((local, remote, buf[..n].to_vec())).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+                match datapath::Socket::new(local, Arc::clone(sock)) {
+                    Ok(s) => sockets.push(s),
+                    Err(e) => tracing::error!(%local, "outer socket: {e}"),
+                }
             }
         }
-        drop(udp_tx);
+        let mut outbound = datapath::Outbound::new();
+        let mut inbound = datapath::Inbound::new();
+        let mut next_socket = 0;
         self.flush().await;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -264,11 +253,14 @@ impl Engine {
             tokio::select! {
                 _ = shutdown.changed() => break,
                 Some(cmd) = commands.recv() => self.command(cmd),
-                Some((local, remote, mut data)) = udp_rx.recv() => {
-                    self.handle_udp(local, remote, &mut data).await;
+                i = datapath::readable(&sockets, next_socket) => {
+                    next_socket = i + 1;
+                    if let Some(s) = sockets.get(i) {
+                        self.handle_udp(s, &tun, &mut inbound).await;
+                    }
                 }
-                Ok(n) = tun.recv(&mut tun_buf[HEADROOM..]) => {
-                    self.handle_inner(&mut tun_buf, n).await;
+                Ok(()) = tun.readable() => {
+                    self.handle_inner(&tun, &sockets, &mut outbound).await;
                 }
                 () = tokio::time::sleep_until(deadline) => {
                     let now = std::time::Instant::now();
@@ -481,11 +473,61 @@ impl Engine {
         tracing::info!(conn = %name, learned = prefixes.len(), "BGP routes into the connection");
     }
 
-    async fn handle_udp(&mut self, local: SocketAddr, remote: SocketAddr, data: &mut [u8]) {
+    /// Reads `s` until it has nothing more (or [`READS_PER_WAKE`] receives): each receive
+    /// brings up to a few hundred datagrams (recvmmsg of UDP-GRO batches); ESP is opened in
+    /// place and the inner packets go to the TUN device in GRO-coalesced writes.
+    async fn handle_udp(
+        &mut self,
+        s: &datapath::Socket,
+        tun: &AsyncDevice,
+        inbound: &mut datapath::Inbound,
+    ) {
         let now = std::time::Instant::now();
-        if let Some(c) = self.udp_received.get(&local) {
-            c.inc();
+        let received = self.udp_received.get(&s.local).cloned();
+        // DPD only needs to know that the SA carried something since the last check: one
+        // signal per SA and wake-up, not one per packet.
+        let mut signalled: Option<Spi> = None;
+        for _ in 0..READS_PER_WAKE {
+            let n = match inbound.recv(s) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!(local = %s.local, "receiving: {e}");
+                    break;
+                }
+            };
+            for j in 0..n {
+                let Some((remote, stride, buf, mut tx)) = inbound.split(j) else {
+                    continue;
+                };
+                for data in buf.chunks_mut(stride) {
+                    if let Some(c) = &received {
+                        c.inc();
+                    }
+                    if tx.full() {
+                        tx.write(tun).await;
+                    }
+                    self.handle_datagram(now, s.local, remote, data, &mut tx, &mut signalled);
+                }
+            }
+            // Written per receive, not per wake-up: a lone packet (a ping, a TCP ACK) must not
+            // wait for the next, empty, receive; a bulk batch is already up to a few hundred
+            // packets, GRO-coalesced into a few writes.
+            inbound.write(tun).await;
         }
+    }
+
+    /// One datagram from `remote` to `local`: IKE to the endpoint, ESP opened in place and
+    /// queued for the TUN device.
+    fn handle_datagram(
+        &mut self,
+        now: std::time::Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &mut [u8],
+        tx: &mut datapath::Tx<'_>,
+        signalled: &mut Option<Spi>,
+    ) {
         if local.port() == IKE_PORT {
             self.ike.handle_datagram(now, local, remote, data);
             return;
@@ -497,8 +539,11 @@ impl Engine {
                 }
             }
             Ok(Received::Ipv4 { spi, range, .. } | Received::Ipv6 { spi, range, .. }) => {
-                self.ike
-                    .handle_child_event(now, spi.0, ChildSaSignal::InboundTraffic);
+                if *signalled != Some(spi) {
+                    *signalled = Some(spi);
+                    self.ike
+                        .handle_child_event(now, spi.0, ChildSaSignal::InboundTraffic);
+                }
                 if data
                     .get(range.clone())
                     .is_some_and(|p| self.health_reply(p))
@@ -506,9 +551,7 @@ impl Engine {
                     return;
                 }
                 if let Some(pkt) = data.get(range) {
-                    if let Err(e) = self.tun.send(pkt).await {
-                        tracing::debug!("writing to {}: {e}", self.tun_name);
-                    }
+                    tx.push(pkt);
                 }
             }
             Ok(Received::Dummy { .. } | Received::NatKeepalive) => {}
@@ -517,25 +560,80 @@ impl Engine {
         }
     }
 
-    /// An inner packet read from the TUN device sits at `buf[HEADROOM..HEADROOM + n]`.
-    async fn handle_inner(&mut self, buf: &mut [u8], n: usize) {
-        let Some(dst) = inner_destination(&buf[HEADROOM..HEADROOM + n]) else {
-            return;
-        };
-        let Some(sel) = self.routes.lookup(dst) else {
-            return;
-        };
-        let NextHop::Connection(name) = &sel.primary().next_hop else {
-            return;
-        };
-        let Some(&id) = self.by_name.get(name) else {
-            return;
-        };
-        self.seal_and_send(id, buf, n).await;
+    /// Reads the TUN device until it has nothing more (or [`READS_PER_WAKE`] reads). With
+    /// offloads one read is a whole TSO super-packet, split into MTU-sized segments; each is
+    /// looked up, sealed in place and queued into a UDP GSO send per destination.
+    async fn handle_inner(
+        &mut self,
+        tun: &AsyncDevice,
+        sockets: &[datapath::Socket],
+        out: &mut datapath::Outbound,
+    ) {
+        for _ in 0..READS_PER_WAKE {
+            let n = match out.read(tun) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // A malformed super-packet from the kernel (or a read error): skip it.
+                    tracing::debug!("reading {}: {e}", self.tun_name);
+                    continue;
+                }
+            };
+            // The segments of one super-packet share a destination: look it up once.
+            let mut last: Option<(IpAddr, Option<ConnId>)> = None;
+            for i in 0..n {
+                let Some(&len) = out.sizes.get(i) else {
+                    break;
+                };
+                let Some(buf) = out.segments.get_mut(i) else {
+                    break;
+                };
+                let Some(dst) = buf
+                    .get(HEADROOM..HEADROOM + len)
+                    .and_then(inner_destination)
+                else {
+                    continue;
+                };
+                let conn = match last {
+                    Some((d, c)) if d == dst => c,
+                    _ => {
+                        let c = self.connection_for(dst);
+                        last = Some((dst, c));
+                        c
+                    }
+                };
+                let Some(conn) = conn else {
+                    continue;
+                };
+                let Some(o) = self.conns.get_mut(&conn).and_then(|c| c.out.as_mut()) else {
+                    // No child SA: the packet is dropped rather than sent anywhere unencrypted.
+                    self.dropped_no_child_sa.inc();
+                    continue;
+                };
+                let end = HEADROOM + len;
+                let tail = o.sa.tailroom(len);
+                let Some(area) = buf.get_mut(..end + tail) else {
+                    continue;
+                };
+                let Ok(sealed) = o.sa.seal(area, HEADROOM..end) else {
+                    continue;
+                };
+                let (local, remote) = (o.local.ip(), o.remote);
+                while let Some(ev) = o.sa.poll_event() {
+                    let signal = limit_signal(ev);
+                    let spi_in = o.spi_in;
+                    self.ike
+                        .handle_child_event(std::time::Instant::now(), spi_in, signal);
+                }
+                out.push(sockets, i, sealed.packet, local, remote).await;
+            }
+            out.send(sockets).await;
+        }
     }
 
     /// Seals the inner packet at `buf[HEADROOM..HEADROOM + n]` into the connection's child SA
-    /// and sends it to the peer.
+    /// and sends it to the peer on its own: for the engine's own packets (health probes),
+    /// outside the batched path.
     async fn seal_and_send(&mut self, id: ConnId, buf: &mut [u8], n: usize) {
         let Some(out) = self.conns.get_mut(&id).and_then(|c| c.out.as_mut()) else {
             // No child SA: the packet is dropped rather than sent anywhere unencrypted.
@@ -563,6 +661,16 @@ impl Engine {
             self.ike
                 .handle_child_event(std::time::Instant::now(), spi_in, signal);
         }
+    }
+
+    /// The connection routed to for inner destination `dst` (`[[route]]`s, route-based
+    /// inside addresses).
+    fn connection_for(&self, dst: IpAddr) -> Option<ConnId> {
+        let sel = self.routes.lookup(dst)?;
+        let NextHop::Connection(name) = &sel.primary().next_hop else {
+            return None;
+        };
+        self.by_name.get(name).copied()
     }
 
     /// The earliest health probe due on a connection that carries traffic.

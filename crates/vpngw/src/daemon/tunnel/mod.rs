@@ -11,8 +11,11 @@
 //! ```
 //!
 //! One task owns all of it, so no lock sits on the packet path; the rest of the daemon sees
-//! the engine through [`EngineEvent`]s and a shared status snapshot.
+//! the engine through [`EngineEvent`]s and a shared status snapshot. The arrows carry batches
+//! (`datapath`): TSO super-packets from the TUN device, UDP GSO sends, recvmmsg of UDP GRO
+//! batches, GRO-coalesced TUN writes; each wake-up drains a source until it would block.
 
+mod datapath;
 mod engine;
 mod health;
 mod kernel;

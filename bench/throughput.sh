@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+# throughput.sh — data-plane speed of vpngw beside plain routing, strongSwan's userspace
+# IPsec (kernel-libipsec) and boringtun, in ONE run on ONE four-namespace topology:
+#
+#   vpb-client 192.168.10.10 --c0|lan0-- vpb-gw1 --wan0|wan0 (172.16.0.1/30 - .2)-- vpb-gw2 --lan0|s0-- vpb-server 10.0.1.10
+#
+# In turn: plain routing (the ceiling), strongSwan 5.9 kernel-libipsec (aes128gcm16, then
+# chacha20poly1305), boringtun `-t 1` (its best thread count here), vpngw (two `vpngw run`
+# daemons, route-based, aes128gcm16 then chacha20poly1305). For each: idle ping RTT through
+# the tunnel, iperf3 TCP single stream and 4 streams (DUR s each, RUNS times), CPU of each
+# gateway process (utime+stime from /proc/PID/stat over the single-stream runs; 100 % = one
+# core). Prints a table and the ratios vpngw/strongSwan and vpngw/boringtun. Ratios are the
+# point: both gateways, iperf3's two ends and the kernel share the machine's cores, and
+# absolute figures move with the load from other users of the machine.
+#
+# Usage:  bash bench/throughput.sh                # ~5 min after the release build
+#         QUICK=1 bash bench/throughput.sh        # DUR=3 RUNS=1
+#         IMPLS="plain vpngw" bash bench/throughput.sh
+#         VPNGW=/path/to/vpngw bash bench/throughput.sh   # another build (e.g. before a change)
+# Env:    DUR=10 RUNS=2 IMPLS="plain strongswan boringtun vpngw"
+#         BORINGTUN=path (default: boringtun-cli on PATH, else $CACHE/boringtun/bin, else
+#         `cargo install boringtun-cli --root $CACHE/boringtun`, skipped with a note if that fails)
+#         CACHE=/work/.cache-perf  KEEP_LOGS=1 (keep $W)
+#         PROFILE=DIR (perf record of both gateways during one extra P1 run per tunnel)
+# Needs:  root, iproute2, jq, python3; installs iperf3 (and wireguard-tools for boringtun) with
+#         apt-get if missing; strongSwan rows need strongswan-charon strongswan-swanctl
+#         libstrongswan-standard-plugins libstrongswan-extra-plugins (skipped with a note if absent).
+# Namespaces are vpb-*; they, and every process in them, are removed on exit, error or signal.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+if [ "${QUICK:-0}" = 1 ]; then DUR=${DUR:-3}; RUNS=${RUNS:-1}; fi
+DUR=${DUR:-10}; RUNS=${RUNS:-2}
+IMPLS=${IMPLS:-"plain strongswan boringtun vpngw"}
+CACHE=${CACHE:-/work/.cache-perf}
+W=$(mktemp -d /tmp/vpb-throughput.XXXXXX)
+NS=(vpb-client vpb-gw1 vpb-gw2 vpb-server)
+RES=$W/results.tsv
+: >"$RES"
+
+cleanup() {
+  set +e
+  for n in "${NS[@]}"; do
+    if ip netns list | grep -qw "^$n"; then
+      # only processes living in namespaces this script created
+      for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null; done
+      sleep 0.3
+      for p in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+      ip netns del "$n"
+    fi
+  done
+  rm -f /var/run/wireguard/wgvpb1.sock /var/run/wireguard/wgvpb2.sock
+  [ "${KEEP_LOGS:-0}" = 1 ] && echo "logs kept in $W" || rm -rf "$W"
+}
+trap cleanup EXIT; trap 'exit 130' INT; trap 'exit 143' TERM
+
+note() { echo "# $*"; }
+
+# ---------------------------------------------------------------- prerequisites
+command -v iperf3 >/dev/null || { note "installing iperf3"; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iperf3 >/dev/null; }
+command -v jq >/dev/null || { note "installing jq"; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends jq >/dev/null; }
+
+VPNGW=${VPNGW:-}
+if [[ " $IMPLS " == *" vpngw "* ]] && [ -z "$VPNGW" ]; then
+  note "building vpngw (release)"
+  cargo build --release --locked -p vpngw --bin vpngw >"$W/build.log" 2>&1 || { cat "$W/build.log"; exit 2; }
+  VPNGW=${CARGO_TARGET_DIR:-$ROOT/target}/release/vpngw
+fi
+
+BT=${BORINGTUN:-$(command -v boringtun-cli || true)}
+[ -z "$BT" ] && [ -x "$CACHE/boringtun/bin/boringtun-cli" ] && BT=$CACHE/boringtun/bin/boringtun-cli
+if [[ " $IMPLS " == *" boringtun "* ]]; then
+  if [ -z "$BT" ]; then
+    note "installing boringtun-cli into $CACHE/boringtun (~2-3 min)"
+    if cargo install boringtun-cli --root "$CACHE/boringtun" >"$W/bt-install.log" 2>&1; then
+      BT=$CACHE/boringtun/bin/boringtun-cli
+    else
+      note "boringtun-cli could not be installed (see cargo install output below); its rows are skipped"
+      tail -5 "$W/bt-install.log"
+    fi
+  fi
+  if [ -n "$BT" ] && ! command -v wg >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wireguard-tools >/dev/null 2>&1 \
+      || { note "wireguard-tools (wg) not installable: boringtun rows skipped"; BT=""; }
+  fi
+  [ -z "$BT" ] && IMPLS=${IMPLS//boringtun/}
+fi
+if [[ " $IMPLS " == *" strongswan "* ]] && ! [ -x /usr/lib/ipsec/charon ] ; then
+  note "strongSwan (charon) not installed: its rows are skipped"; IMPLS=${IMPLS//strongswan/}
+fi
+
+# ---------------------------------------------------------------- topology
+topo_up() {
+  for n in "${NS[@]}"; do
+    ip netns add "$n"; ip -n "$n" link set lo up
+    ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  done
+  ip link add c0   netns vpb-client type veth peer name lan0 netns vpb-gw1
+  ip link add wan0 netns vpb-gw1    type veth peer name wan0 netns vpb-gw2
+  ip link add lan0 netns vpb-gw2    type veth peer name s0   netns vpb-server
+  ip -n vpb-client addr add 192.168.10.10/24 dev c0
+  ip -n vpb-gw1    addr add 192.168.10.1/24  dev lan0
+  ip -n vpb-gw1    addr add 172.16.0.1/30    dev wan0
+  ip -n vpb-gw2    addr add 172.16.0.2/30    dev wan0
+  ip -n vpb-gw2    addr add 10.0.1.1/24      dev lan0
+  ip -n vpb-server addr add 10.0.1.10/24     dev s0
+  ip -n vpb-client link set c0 up; ip -n vpb-server link set s0 up
+  for g in vpb-gw1 vpb-gw2; do
+    ip -n $g link set lan0 up; ip -n $g link set wan0 up
+    ip netns exec $g sysctl -qw net.ipv4.ip_forward=1
+  done
+  ip -n vpb-client route add default via 192.168.10.1
+  ip -n vpb-server route add default via 10.0.1.1
+  ip netns exec vpb-server iperf3 -s -D --pidfile "$W/iperf3.pid" >/dev/null
+  sleep 0.3
+}
+
+# ---------------------------------------------------------------- measurement
+wait_ping() { for _ in $(seq 300); do ip netns exec vpb-client ping -c 1 -W 0.2 10.0.1.10 >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+cpu_ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# idle RTT: median of 100 pings 20 ms apart (the mean of a few is dominated by the odd
+# wake-up of a descheduled vCPU on this shared machine; every row is measured the same way)
+rtt_ms() {
+  ip netns exec vpb-client ping -c 100 -i 0.02 10.0.1.10 | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' \
+    | sort -g | awk '{v[NR]=$1} END {if (NR) print (NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2); else print "nan"}'
+}
+
+# iperf3 once; prints "Gbit/s cpu_gw1% cpu_gw2%"
+iperf_once() { # $1 = extra args, $2 $3 = gateway pids (may be empty)
+  local j a0 b0 a1 b1 t0 t1 hz el
+  hz=$(getconf CLK_TCK)
+  a0=$(cpu_ticks "$2"); b0=$(cpu_ticks "$3"); t0=$(date +%s%N)
+  j=$(ip netns exec vpb-client iperf3 -c 10.0.1.10 -t "$DUR" -J $1) || { echo "0 0 0"; return; }
+  a1=$(cpu_ticks "$2"); b1=$(cpu_ticks "$3"); t1=$(date +%s%N)
+  el=$(( (t1 - t0) / 1000000 ))
+  echo "$(echo "$j" | jq -r '.end.sum_received.bits_per_second/1e9') $(( (a1-a0)*100000/hz/el )) $(( (b1-b0)*100000/hz/el ))"
+}
+
+# PROFILE=DIR: a CPU profile of both gateway processes during one extra single-stream run
+# of each tunnel, `perf record` data and a flat report (self time by DSO and symbol) in DIR.
+profile() { # $1 = row name, $2 $3 = gateway pids
+  [ -n "${PROFILE:-}" ] && [ -n "$2" ] || return 0
+  command -v perf >/dev/null || { note "perf not found (apt-get install -y linux-perf): no profile"; return 0; }
+  mkdir -p "$PROFILE"
+  local f=$PROFILE/${1// /-}
+  perf record -q -F 999 -o "$f.data" -p "$2,$3" -- sleep "$DUR" >/dev/null 2>&1 &
+  local pp=$!
+  ip netns exec vpb-client iperf3 -c 10.0.1.10 -t "$DUR" >/dev/null 2>&1 || true
+  wait "$pp" || true
+  perf report -i "$f.data" --no-children --sort comm,dso,sym --percent-limit 0.7 --stdio 2>/dev/null \
+    | grep -v '^$' >"$f.txt" || true
+  perf report -i "$f.data" --no-children --sort dso --stdio 2>/dev/null | grep '%' >"$f.dso.txt" || true
+  note "profile of $1: $f.txt ($(head -3 "$f.dso.txt" | awk '{printf "%s %s; ", $1, $2}'))"
+}
+
+# Measures the path now up; appends one line to $RES: name rtt p1... | p4... | cpu1 cpu2
+measure() { # $1 = row name, $2 $3 = gateway pids
+  local name=$1 rtt p1="" p4="" c1=0 c2=0 r g a b
+  profile "$@"
+  rtt=$(rtt_ms)
+  for r in $(seq "$RUNS"); do
+    read -r g a b <<<"$(iperf_once "" "$2" "$3")"; p1="$p1 $g"; c1=$((c1 + a)); c2=$((c2 + b))
+  done
+  for r in $(seq "$RUNS"); do
+    read -r g a b <<<"$(iperf_once "-P 4" "$2" "$3")"; p4="$p4 $g"
+  done
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rtt" "$p1" "$p4" "$((c1 / RUNS))" "$((c2 / RUNS))" >>"$RES"
+  printf '  %-28s rtt %s ms  P1:%s  P4:%s  cpu %s%% + %s%%\n' "$name" "$rtt" "$p1" "$p4" "$((c1 / RUNS))" "$((c2 / RUNS))"
+}
+
+stop_pid() { local p=$1; [ -n "$p" ] || return 0; kill "$p" 2>/dev/null || true; for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done; kill -9 "$p" 2>/dev/null || true; }
+
+# ---------------------------------------------------------------- plain routing
+run_plain() {
+  note "plain routing (kernel forwarding, offloads on): the ceiling"
+  ip -n vpb-gw1 route add 10.0.1.0/24     via 172.16.0.2
+  ip -n vpb-gw2 route add 192.168.10.0/24 via 172.16.0.1
+  measure plain "" ""
+  ip -n vpb-gw1 route del 10.0.1.0/24
+  ip -n vpb-gw2 route del 192.168.10.0/24
+}
+
+# ---------------------------------------------------------------- strongSwan kernel-libipsec
+sw_conf() { # $1=gw $2=local $3=remote $4=local_ts $5=remote_ts $6=esp $7=my_id $8=peer_id
+  local d=$W/sw/$1; mkdir -p "$d"
+  cat >"$d/strongswan.conf" <<EOF
+charon {
+  load_modular = no
+  # kernel-libipsec before kernel-netlink: libipsec is the SA/policy backend (ESP in
+  # userspace over a TUN device), kernel-netlink only does addresses and routes
+  load = random nonce openssl aes gcm chapoly sha1 sha2 hmac pem pkcs1 x509 curve25519 gmp kdf kernel-libipsec kernel-netlink socket-default vici
+  install_routes = yes
+  plugins { vici { socket = unix://$d/charon.vici } }
+  filelog { main { path = $d/charon.log
+                   default = 1 } }
+  syslog { daemon { default = -1 } }
+}
+EOF
+  cat >"$d/swanctl.conf" <<EOF
+connections {
+  vpb {
+    version = 2
+    local_addrs = $2
+    remote_addrs = $3
+    proposals = aes128gcm16-prfsha256-x25519
+    encap = yes
+    local  { auth = psk
+             id = $7 }
+    remote { auth = psk
+             id = $8 }
+    children { net { mode = tunnel
+                     local_ts = $4
+                     remote_ts = $5
+                     esp_proposals = $6
+                     start_action = none } }
+  }
+}
+secrets { ike-psk { id-a = gw1
+                    id-b = gw2
+                    secret = "vpb-throughput-psk-0123456789abcdef" } }
+EOF
+}
+
+charon_start() { # $1=gw; prints pid
+  local d=$W/sw/$1
+  rm -f "$d/charon.vici"
+  # `ip netns exec` gives a private mount namespace: a tmpfs over /run keeps the two
+  # charons' /run/charon.pid apart
+  ip netns exec "vpb-$1" sh -c "mount -t tmpfs -o size=8m tmpfs /run && \
+      exec env STRONGSWAN_CONF=$d/strongswan.conf /usr/lib/ipsec/charon" >"$d/charon.stdout" 2>&1 &
+  local pid=$!
+  for _ in $(seq 50); do [ -S "$d/charon.vici" ] && break; sleep 0.1; done
+  [ -S "$d/charon.vici" ] || { note "charon in vpb-$1 did not start"; cat "$d/charon.stdout" >&2; return 1; }
+  swanctl --load-all --noprompt --file "$d/swanctl.conf" --uri "unix://$d/charon.vici" >/dev/null 2>&1 || true
+  echo "$pid"
+}
+
+run_strongswan() {
+  local esp p1 p2
+  for esp in aes128gcm16 chacha20poly1305; do
+    note "strongSwan $(dpkg-query -W -f '${Version}' strongswan-charon 2>/dev/null) kernel-libipsec, ESP $esp"
+    sw_conf gw1 172.16.0.1 172.16.0.2 192.168.10.0/24 10.0.1.0/24 "$esp" gw1 gw2
+    sw_conf gw2 172.16.0.2 172.16.0.1 10.0.1.0/24 192.168.10.0/24 "$esp" gw2 gw1
+    p2=$(charon_start gw2) || return 0
+    p1=$(charon_start gw1) || { stop_pid "$p2"; return 0; }
+    if swanctl --initiate --ike vpb --child net --timeout 10 --uri "unix://$W/sw/gw1/charon.vici" >/dev/null 2>&1 && wait_ping; then
+      measure "strongswan $esp" "$p1" "$p2"
+    else
+      note "strongSwan tunnel with $esp did not come up; row skipped"
+    fi
+    stop_pid "$p1"; stop_pid "$p2"; sleep 0.5
+  done
+}
+
+# ---------------------------------------------------------------- boringtun
+run_boringtun() {
+  local d=$W/wg g p1 p2
+  mkdir -p "$d"; ( umask 077; for g in gw1 gw2; do wg genkey >"$d/$g.key"; wg pubkey <"$d/$g.key" >"$d/$g.pub"; done )
+  note "boringtun $("$BT" --version | awk '{print $NF}') -t 1 (WireGuard: ChaCha20-Poly1305)"
+  for g in gw1 gw2; do
+    ip netns exec "vpb-$g" "$BT" -f --disable-drop-privileges -t 1 -v error -l "$d/$g.log" "wgvpb${g#gw}" >"$d/$g.stdout" 2>&1 &
+    eval "p${g#gw}=$!"
+  done
+  for g in 1 2; do for _ in $(seq 50); do [ -S /var/run/wireguard/wgvpb$g.sock ] && break; sleep 0.1; done; done
+  ip netns exec vpb-gw1 wg set wgvpb1 private-key "$d/gw1.key" listen-port 51820 peer "$(cat "$d/gw2.pub")" allowed-ips 10.0.1.0/24 endpoint 172.16.0.2:51820
+  ip netns exec vpb-gw2 wg set wgvpb2 private-key "$d/gw2.key" listen-port 51820 peer "$(cat "$d/gw1.pub")" allowed-ips 192.168.10.0/24 endpoint 172.16.0.1:51820
+  ip -n vpb-gw1 link set wgvpb1 mtu 1420 up; ip -n vpb-gw1 route replace 10.0.1.0/24 dev wgvpb1
+  ip -n vpb-gw2 link set wgvpb2 mtu 1420 up; ip -n vpb-gw2 route replace 192.168.10.0/24 dev wgvpb2
+  if wait_ping; then measure "boringtun -t1" "$p1" "$p2"; else note "boringtun tunnel did not come up"; fi
+  stop_pid "$p1"; stop_pid "$p2"; rm -f /var/run/wireguard/wgvpb1.sock /var/run/wireguard/wgvpb2.sock
+}
+
+# ---------------------------------------------------------------- vpngw
+vpngw_conf() { # $1=gw $2=local $3=peer $4=remote_lan $5=local_inside $6=peer_inside $7=esp $8=initiate
+  local d=$W/vpngw/$1; mkdir -p "$d"
+  ( umask 077; echo "vpb-throughput-psk-0123456789abcdef" >"$d/psk" )
+  cat >"$d/vpngw.toml" <<EOF
+[gateway]
+name = "vpb-$1"
+tun = "vpbtun"
+state_dir = "$d/state"
+
+[api]
+socket = "$d/api.sock"
+
+[[connection]]
+name = "peer"
+local_address = "$2"
+peer_address = "$3"
+psk_file = "$d/psk"
+ike_proposals = ["aes128gcm16-prfsha256-x25519"]
+esp_proposals = ["$7"]
+mode = "route"
+tunnel_cidr = "169.254.30.0/30"
+local_inside = "$5"
+peer_inside = "$6"
+initiate = $8
+
+[[route]]
+prefix = "$4"
+connection = "peer"
+EOF
+}
+
+run_vpngw() {
+  local esp p1 p2
+  for esp in aes128gcm16 chacha20poly1305; do
+    note "vpngw ($VPNGW), ESP $esp"
+    vpngw_conf gw1 172.16.0.1 172.16.0.2 10.0.1.0/24 169.254.30.1 169.254.30.2 "$esp" true
+    vpngw_conf gw2 172.16.0.2 172.16.0.1 192.168.10.0/24 169.254.30.2 169.254.30.1 "$esp" false
+    ip netns exec vpb-gw2 "$VPNGW" run --config "$W/vpngw/gw2/vpngw.toml" >"$W/vpngw/gw2/log" 2>&1 & p2=$!
+    sleep 0.3
+    ip netns exec vpb-gw1 "$VPNGW" run --config "$W/vpngw/gw1/vpngw.toml" >"$W/vpngw/gw1/log" 2>&1 & p1=$!
+    if wait_ping; then
+      measure "vpngw $esp" "$p1" "$p2"
+      # proof that the traffic went through ESP: the SA's counters
+      "$VPNGW" sa list --json --api "$W/vpngw/gw1/api.sock" 2>/dev/null \
+        | jq -r '.[] | "  gw1 SA \(.proposal) out: \(.packets_out) packets \(.bytes_out) bytes, in: \(.packets_in) packets"' || true
+    else
+      note "vpngw tunnel with $esp did not come up; row skipped"; tail -5 "$W/vpngw/gw1/log" "$W/vpngw/gw2/log"
+    fi
+    stop_pid "$p1"; stop_pid "$p2"; sleep 0.5
+  done
+}
+
+# ---------------------------------------------------------------- main
+echo "== $(date -u +%FT%TZ) $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
+echo "== iperf3 TCP ${DUR}s x ${RUNS} per row (single stream P1, 4 streams P4); idle RTT = median of 100 pings"
+topo_up
+for impl in $IMPLS; do "run_$impl"; done
+
+python3 - "$RES" <<'EOF'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, rtt, p1, p4, c1, c2 = line.rstrip("\n").split("\t")
+    f = lambda s: [float(x) for x in s.split()]
+    p1, p4 = f(p1), f(p4)
+    rows[name] = dict(rtt=float(rtt or "nan"), p1=sum(p1) / len(p1), p4=sum(p4) / len(p4),
+                      p1r=p1, p4r=p4, c1=int(c1), c2=int(c2))
+print()
+fmt = "{:<28} {:>9} {:>9}  {:>17}  {:>17}  {:>12}"
+print(fmt.format("path", "P1 Gb/s", "P4 Gb/s", "P1 runs", "P4 runs", "RTT ms"), " CPU gw1+gw2 (P1)")
+for n, r in rows.items():
+    runs = lambda v: " ".join(f"{x:.2f}" for x in v)
+    cpu = "-" if n == "plain" else f"{r['c1']}% + {r['c2']}%"
+    print(fmt.format(n, f"{r['p1']:.3f}", f"{r['p4']:.3f}", runs(r["p1r"]), runs(r["p4r"]),
+                     f"{r['rtt']:.3f}"), "", cpu)
+print()
+def ratio(a, b, k):
+    if a in rows and b in rows and rows[b][k] > 0:
+        return f"{rows[a][k] / rows[b][k]:.1f}x"
+    return "-"
+for esp in ("aes128gcm16", "chacha20poly1305"):
+    v = f"vpngw {esp}"
+    if v not in rows:
+        continue
+    print(f"{v}: P1 {ratio(v, f'strongswan {esp}', 'p1')} strongSwan ({esp}), "
+          f"{ratio(v, 'boringtun -t1', 'p1')} boringtun;  P4 {ratio(v, f'strongswan {esp}', 'p4')} strongSwan, "
+          f"{ratio(v, 'boringtun -t1', 'p4')} boringtun;  RTT {ratio(v, 'boringtun -t1', 'rtt')} boringtun's")
+EOF
