@@ -99,6 +99,7 @@ VPNGW=$(realpath "$VPNGW")
 rcvbuf_errs() { ip netns exec "$1" awk '/^Udp:/ {n++; if (n == 2) print $6}' /proc/net/snmp; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 a_addr() { echo "10.200.$(($1 / 250)).$(($1 % 250 + 1))"; }
 inside() { # i -> the /30's network address, without the length
   echo "169.254.$((10 + $1 / 64)).$((4 * ($1 % 64)))"
@@ -255,7 +256,7 @@ vpngw_phase() {
   fi
   V_HWM_A=$(hwm_kb "$VA")
   V_HWM_B=$(hwm_kb "$VB")
-  echo "   all $N up in $V_MS ms; VmHWM a $V_HWM_A kB, b $V_HWM_B kB;" \
+  echo "   all $N up in $V_MS ms; VmHWM a $V_HWM_A kB, b $V_HWM_B kB (VmRSS a $(rss_kb "$VA"), b $(rss_kb "$VB"));" \
     "b reports $(vpngw_up_count b) up; fds: a $(find /proc/"$VA"/fd | wc -l), b $(find /proc/"$VB"/fd | wc -l);" \
     "UDP receive-buffer drops: a $(rcvbuf_errs $NSA), b $(rcvbuf_errs $NSB)"
 }
