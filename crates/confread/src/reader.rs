@@ -157,6 +157,10 @@ impl<'t> Table<'t> {
 #[derive(Debug)]
 pub struct Reader<'a> {
     text: &'a str,
+    /// The byte offset of every newline in `text`, so that a span's line is a binary search
+    /// rather than a scan of the text before it (a configuration of 1,000 connections has
+    /// ~20,000 lines and ~15,000 keys).
+    newlines: Vec<usize>,
     origin: Origin,
     errors: Vec<ConfigError>,
 }
@@ -166,6 +170,12 @@ impl<'a> Reader<'a> {
     pub fn new(file: &str, text: &'a str) -> Self {
         Self {
             text,
+            newlines: text
+                .bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
             origin: Origin::new(file),
             errors: Vec::new(),
         }
@@ -202,7 +212,11 @@ impl<'a> Reader<'a> {
 
     /// The line of a span; 0 when there is none.
     pub fn line(&self, span: &Span) -> usize {
-        span.as_ref().map_or(0, |s| line_of(self.text, s.start))
+        // As `line_of`: the newlines before the offset, plus one.
+        span.as_ref().map_or(0, |s| {
+            let end = s.start.min(self.text.len());
+            self.newlines.partition_point(|&i| i < end) + 1
+        })
     }
 
     /// Records where `path` is.
@@ -494,6 +508,21 @@ mod tests {
         assert_eq!(line_of("a\nb\nc", 2), 2);
         assert_eq!(line_of("a\nb\nc", 4), 3);
         assert_eq!(line_of("a\nb\nc", 99), 3);
+    }
+
+    #[test]
+    fn reader_line_agrees_with_line_of() {
+        for text in ["", "a", "\n", "a\nb\nc", "a\n\nb\n", "\n\nx"] {
+            let r = Reader::new("t.toml", text);
+            for offset in 0..=text.len() + 2 {
+                assert_eq!(
+                    r.line(&Some(offset..offset)),
+                    line_of(text, offset),
+                    "{text:?} at {offset}"
+                );
+            }
+            assert_eq!(r.line(&None), 0);
+        }
     }
 
     #[test]

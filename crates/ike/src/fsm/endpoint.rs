@@ -311,6 +311,16 @@ impl Endpoint {
             .map(IkeSa::info)
     }
 
+    /// [`sas`](Self::sas) of one connection: the others' are skipped without building their
+    /// [`SaInfo`] (each clones names and child lists; a gateway with 1,000 connections asks
+    /// this on every child SA it installs).
+    pub fn sas_of(&self, conn: ConnId) -> impl Iterator<Item = SaInfo> + '_ {
+        self.sas
+            .values()
+            .filter(move |sa| sa.conn == conn && sa.state != SaState::Closed)
+            .map(IkeSa::info)
+    }
+
     /// See [`crate::fuzzing::forge`].
     #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn forge(

@@ -82,11 +82,30 @@ pub(crate) fn run(path: &Path) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    raise_fd_limit();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(serve(path.to_owned(), cfg))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the soft limit on open files to the hard limit. The daemon holds two UDP sockets per
+/// distinct `local_address` (2,000 for a gateway with 1,000 addresses) besides the TUN device,
+/// the API's connections and the state database, and systemd's default soft limit is 1024
+/// (its hard limit 524288): past it, binding fails with "Too many open files". Go's runtime
+/// and nginx (`worker_rlimit_nofile`) raise it the same way. The daemon never calls
+/// `select(2)`, the reason for the low default.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "open-file limit raised"),
+            Err(e) => tracing::warn!(soft, hard, "raising the open-file limit: {e}"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!("reading the open-file limit: {e}"),
+    }
 }
 
 /// Every error, one per line, then the count: what `vpngw check` prints.

@@ -29,6 +29,12 @@ use super::{
 };
 use crate::config::{self, Config, HealthPolicy, Mode, OnTunnelDown};
 
+/// After a change, a snapshot goes out at once unless one went out less than this ago; the
+/// next second's tick then carries it. A snapshot costs O(SAs) to build and is queued to the
+/// API whole, so one per change made 1,000 tunnels coming up cost O(n²) time and queued
+/// hundreds of full snapshots (bench/tunnels.sh).
+const SNAPSHOT_MIN_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The outer sockets of one local address.
 #[derive(Debug, Clone)]
 struct Sockets {
@@ -62,7 +68,8 @@ pub(crate) enum EngineEvent {
     HealthFailed { conn: String, revoked: bool },
     /// A probe was answered again; routes a failure revoked are back.
     HealthRecovered { conn: String },
-    /// SAs and counters, every second and after every change.
+    /// SAs and counters, every second and after a change (at most every
+    /// [`SNAPSHOT_MIN_INTERVAL`]).
     Snapshot(Snapshot),
 }
 
@@ -146,6 +153,8 @@ pub(crate) struct Engine {
     udp_received: HashMap<SocketAddr, Counter>,
     dropped_no_child_sa: Counter,
     children_installed: u64,
+    /// When a change last sent a snapshot ([`SNAPSHOT_MIN_INTERVAL`]).
+    last_snapshot: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -207,6 +216,7 @@ impl Engine {
             udp_received: metrics.udp_received.iter().cloned().collect(),
             dropped_no_child_sa: metrics.dropped_no_child_sa.clone(),
             children_installed: 0,
+            last_snapshot: None,
         };
         let now = std::time::Instant::now();
         for c in &cfg.connections {
@@ -793,7 +803,14 @@ impl Engine {
             changed = true;
         }
         if changed {
-            self.emit(EngineEvent::Snapshot(self.snapshot()));
+            let now = std::time::Instant::now();
+            if self
+                .last_snapshot
+                .is_none_or(|t| now.duration_since(t) >= SNAPSHOT_MIN_INTERVAL)
+            {
+                self.last_snapshot = Some(now);
+                self.emit(EngineEvent::Snapshot(self.snapshot()));
+            }
         }
     }
 
@@ -906,12 +923,7 @@ impl Engine {
             .out
             .as_ref()
             .map(|o| (o.local, o.remote))
-            .or_else(|| {
-                self.ike
-                    .sas()
-                    .find(|s| s.conn == conn)
-                    .map(|s| (s.local, s.remote))
-            })
+            .or_else(|| self.ike.sas_of(conn).next().map(|s| (s.local, s.remote)))
             .context("no IKE SA for the child")?;
         let out = Outbound {
             sa,
