@@ -704,3 +704,66 @@ fn method_2_bgp_routes_leave_the_vpc_within_1s_of_the_tunnel_going_down() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs `f` on a thread inside the lab node's namespace (for sockets there).
+fn in_node<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let fd = std::fs::File::open(Path::new("/run/netns").join(ns)).unwrap();
+    thread::spawn(move || {
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Through the tunnel, a packet too big for it with DF set is answered with "fragmentation
+/// needed" at the tunnel's MTU (1400), and a TCP connection's MSS is clamped on the SYN to fit
+/// it, although both hosts' links have a 1500-byte MTU.
+#[test]
+#[ignore = "needs root, iproute2 and iputils-ping; run by scripts/test.sh"]
+fn the_tunnel_mtu_is_signalled_and_tcp_mss_clamped() {
+    let lab = "vt-mtu";
+    let _down = Down(lab);
+    let _ = vpngw(lab, &["down"]);
+    ok(lab, &["up"]);
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "vt-mtu-client",
+            "ping",
+            "-M",
+            "do",
+            "-s",
+            "1472",
+        ])
+        .args(["-c", "1", "-W", "2", "172.16.2.10"])
+        .output()
+        .expect("ping (iputils-ping)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&ping.stdout),
+        String::from_utf8_lossy(&ping.stderr)
+    );
+    assert!(!ping.status.success(), "{text}");
+    assert!(
+        text.contains("mtu = 1400") || text.contains("mtu=1400"),
+        "{text}"
+    );
+
+    let listener = in_node("vt-mtu-ecs", || {
+        std::net::TcpListener::bind("172.16.2.10:7000").unwrap()
+    });
+    let server = thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        socket2::SockRef::from(&conn).tcp_mss().unwrap()
+    });
+    let client = in_node("vt-mtu-client", || {
+        std::net::TcpStream::connect("172.16.2.10:7000").unwrap()
+    });
+    let mss = server.join().unwrap();
+    drop(client);
+    // 1400 - 40 = 1360 on the SYN; the kernel reports it less any options it uses.
+    assert!(mss <= 1360, "MSS {mss}: not clamped to the tunnel");
+    assert!(mss >= 1300, "MSS {mss}");
+}

@@ -25,6 +25,7 @@ use super::{
         outer::{OuterSockets, IKE_PORT, NAT_T_PORT},
     },
     health::{HealthCheck, Transition},
+    inner,
     kernel::KernelRoutes,
 };
 use crate::config::{self, Config, HealthPolicy, Mode, OnTunnelDown};
@@ -148,6 +149,8 @@ pub(crate) struct Engine {
     sockets: HashMap<IpAddr, Sockets>,
     tun: Arc<AsyncDevice>,
     tun_name: String,
+    /// The TUN device's MTU: what the tunnel carries whole, and the MSS that fits it.
+    mtu: u16,
     kernel: KernelRoutes,
     events: mpsc::UnboundedSender<EngineEvent>,
     udp_received: HashMap<SocketAddr, Counter>,
@@ -207,6 +210,7 @@ impl Engine {
             sockets,
             tun,
             tun_name: cfg.gateway.tun.clone(),
+            mtu: cfg.gateway.mtu,
             kernel: KernelRoutes::new(
                 &cfg.gateway.tun,
                 cfg.gateway.route_metric,
@@ -615,6 +619,9 @@ impl Engine {
                 let Some(conn) = conn else {
                     continue;
                 };
+                if let Some(pkt) = buf.get_mut(HEADROOM..HEADROOM + len) {
+                    inner::clamp_mss(pkt, self.mtu);
+                }
                 let Some(o) = self.conns.get_mut(&conn).and_then(|c| c.out.as_mut()) else {
                     // No child SA: the packet is dropped rather than sent anywhere unencrypted.
                     self.dropped_no_child_sa.inc();

@@ -18,6 +18,7 @@
 mod datapath;
 mod engine;
 mod health;
+mod inner;
 mod kernel;
 
 pub(crate) use engine::{Engine, EngineCommand, EngineEvent, Reconfigure};
