@@ -58,12 +58,16 @@ pub(crate) fn ip_output(args: &[&str]) -> Result<String> {
 
 /// Feeds a batch of commands to `ip -n NS -batch -`: one process per namespace however many
 /// routes change, which keeps reprogramming a node well inside the 100 ms budget.
-pub(crate) fn ip_batch(ns: &str, lines: &[String]) -> Result<()> {
+pub(crate) fn ip_batch(ns: Option<&str>, lines: &[String]) -> Result<()> {
     if lines.is_empty() {
         return Ok(());
     }
-    let mut child = Command::new("ip")
-        .args(["-n", ns, "-batch", "-"])
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = ns {
+        cmd.args(["-n", ns]);
+    }
+    let mut child = cmd
+        .args(["-batch", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -80,7 +84,8 @@ pub(crate) fn ip_batch(ns: &str, lines: &[String]) -> Result<()> {
     let out = child.wait_with_output()?;
     if !out.status.success() {
         bail!(
-            "ip -n {ns} -batch: {}",
+            "ip{} -batch: {}",
+            ns.map(|n| format!(" -n {n}")).unwrap_or_default(),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }

@@ -87,10 +87,13 @@ impl Tun {
             tracing::debug!("{e:#}");
         }
         let addresses = inside_addresses(cfg);
-        for a in &addresses {
-            netns::ip(&["-4", "addr", "replace", &a.to_string(), "dev", name])
-                .with_context(|| format!("setting {a} on {name}"))?;
-        }
+        // One process for all of them: a gateway with a thousand tunnels has a thousand.
+        let lines: Vec<String> = addresses
+            .iter()
+            .map(|a| format!("addr replace {a} dev {name}"))
+            .collect();
+        netns::ip_batch(None, &lines)
+            .with_context(|| format!("setting the inside addresses on {name}"))?;
         netns::ip(&["link", "set", "dev", name, "up"])
             .with_context(|| format!("bringing {name} up"))?;
         tracing::info!(tun = %name, mtu, addresses = ?addresses, "TUN device up");

@@ -166,7 +166,7 @@ impl Inner {
             netns::ip(&["-6", "-n", &ns, "route", "flush", "proto", ROUTE_PROTO])?;
             let mut batch = vec![format!("route flush proto {ROUTE_PROTO}")];
             batch.extend(want.iter().map(replace_line));
-            netns::ip_batch(&ns, &batch)?;
+            netns::ip_batch(Some(&ns), &batch)?;
             self.installed.insert(node.name.clone(), want);
         }
         Ok(())
@@ -180,7 +180,7 @@ impl Inner {
             let want = next.kernel_routes(&node.name);
             let empty = Vec::new();
             let have = self.installed.get(&node.name).unwrap_or(&empty);
-            netns::ip_batch(&self.lab.ns(&node.name), &diff(have, &want))?;
+            netns::ip_batch(Some(&self.lab.ns(&node.name)), &diff(have, &want))?;
             out.insert(node.name.clone(), want);
         }
         Ok(out)

@@ -544,7 +544,7 @@ pub(crate) fn fail_line(lab: &Lab, fabric: &Fabric) -> Result<()> {
         }
     }
     heal_line(lab, fabric)?;
-    crate::netns::ip_batch(&lab.ns(&vbr), &lines)
+    crate::netns::ip_batch(Some(&lab.ns(&vbr)), &lines)
 }
 
 /// Removes `fail_line`'s rules.

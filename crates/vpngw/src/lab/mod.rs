@@ -235,7 +235,7 @@ impl Lab {
                 batch.push(format!("addr add {} dev {}", i.addr, i.name));
                 batch.push(format!("link set {} up", i.name));
             }
-            netns::ip_batch(&self.ns(&node.name), &batch)?;
+            netns::ip_batch(Some(&self.ns(&node.name)), &batch)?;
         }
         Ok(())
     }
