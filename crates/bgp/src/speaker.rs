@@ -84,6 +84,25 @@ pub enum Output {
         /// Which timer.
         timer: Timer,
     },
+    /// Write bytes to `peer`'s collision connection (RFC 4271 §6.8; see
+    /// [`neighbor`](crate::neighbor) for the driver's part).
+    CollisionSend {
+        /// The peer.
+        peer: PeerId,
+        /// An OPEN or a NOTIFICATION.
+        bytes: Vec<u8>,
+    },
+    /// Close `peer`'s collision connection after writing what is queued on it.
+    CollisionClose {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// `peer`'s collision connection replaces its connection (closed by the
+    /// [`Output::Close`] just before).
+    CollisionWon {
+        /// The peer.
+        peer: PeerId,
+    },
     /// Something happened.
     Event(Event),
 }
@@ -307,6 +326,12 @@ impl Speaker {
     pub fn accepts_connection(&self, id: PeerId) -> bool {
         self.peer(id)
             .is_some_and(|p| p.session.accepts_connection())
+    }
+
+    /// Whether `id` takes a second connection now, as the collision connection of RFC 4271
+    /// §6.8 ([`Session::accepts_collision`]).
+    pub fn accepts_collision(&self, id: PeerId) -> bool {
+        self.peer(id).is_some_and(|p| p.session.accepts_collision())
     }
 
     /// Feeds one input for one peer.
@@ -887,6 +912,9 @@ fn map_transport(peer: PeerId, o: neighbor::Output) -> Option<Output> {
         neighbor::Output::Send(bytes) => Output::Send { peer, bytes },
         neighbor::Output::SetTimer(timer, after) => Output::SetTimer { peer, timer, after },
         neighbor::Output::ClearTimer(timer) => Output::ClearTimer { peer, timer },
+        neighbor::Output::CollisionSend(bytes) => Output::CollisionSend { peer, bytes },
+        neighbor::Output::CollisionClose => Output::CollisionClose { peer },
+        neighbor::Output::CollisionWon => Output::CollisionWon { peer },
         _ => return None,
     })
 }

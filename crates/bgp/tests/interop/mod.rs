@@ -302,6 +302,11 @@ impl Driver {
                 }
                 Output::SetTimer { timer, after, .. } => self.timers.set(timer, now, after),
                 Output::ClearTimer { timer, .. } => self.timers.clear(timer),
+                // This driver takes a connection only while the session accepts one, never a
+                // second, so no collision arises.
+                Output::CollisionSend { .. }
+                | Output::CollisionClose { .. }
+                | Output::CollisionWon { .. } => {}
                 Output::Event(e) => {
                     match &e {
                         Event::RoutesChanged(changes) => {

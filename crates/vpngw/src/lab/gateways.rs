@@ -404,7 +404,9 @@ pub(crate) fn wait_up(lab: &Lab, plan: &Plan, timeout: Duration) -> Result<()> {
             .map(|n| connections(lab, n).ok()?.first().map(|c| c.state))
             .collect();
         let routed = plan.method == Method::One
-            || vpngw_ends.iter().all(|n| !learned_routes(lab, n).is_empty());
+            || vpngw_ends
+                .iter()
+                .all(|n| !learned_routes(lab, n).is_empty());
         if routed && states.iter().all(|s| *s == Some(TunnelState::Up)) {
             return Ok(());
         }
