@@ -68,7 +68,9 @@
 //! §6.8 with scripted peers, and two speakers opening connections to each other at once),
 //! `tests/session.rs` (speakers back to back on virtual time). Against real daemons in network namespaces, as root:
 //! `cargo test -p bgp --test bird -- --ignored` (needs `bird2`) and
-//! `cargo test -p bgp --test gobgp -- --ignored` (needs `gobgpd`). The cargo-fuzz target
+//! `cargo test -p bgp --test gobgp -- --ignored` (needs `gobgpd`) and
+//! `cargo test -p bgp --test frr -- --ignored` (needs `frr`: its `bgpd` alone, without
+//! zebra, configured from the test's own directory). The cargo-fuzz target
 //! for UPDATE parsing is one line over `bgp::fuzzing::update_decode` (feature `fuzzing`).
 //!
 //! [RFC 4271]: https://www.rfc-editor.org/rfc/rfc4271
