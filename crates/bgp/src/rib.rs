@@ -331,7 +331,13 @@ impl LocRib {
             (Some(i), None) => {
                 v.remove(i);
             }
-            (None, Some(c)) => v.push(c),
+            (None, Some(c)) => {
+                // Most prefixes have one candidate: a plain push would reserve room for four
+                // (Vec's first growth), which was a third of the 100 000-prefix relay's peak
+                // memory.
+                v.reserve_exact(1);
+                v.push(c);
+            }
             (None, None) => {}
         }
         if v.is_empty() {

@@ -17,6 +17,8 @@
 //! One task owns the speaker; connections are split into a reader and a writer task so that a
 //! peer that stops reading cannot stall the reading of its own (or anyone's) messages.
 
+pub(crate) mod relay;
+
 use std::{
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex, PoisonError},
