@@ -146,6 +146,10 @@ run_once() {
     if [ -z "$tb" ] && birdc -s "$W/b.ctl" show protocols middle 2>/dev/null | grep -q Established; then
       tb=$(now_ns)
     fi
+    # BIRD 2.0 can hold the tail of its export (here the last UPDATE, 160 prefixes) until
+    # its event loop next wakes, up to 3 s later; a CLI request wakes it. Poking A at every
+    # poll makes A's sending prompt for both middles (without it both runs end ~3.1 s).
+    birdc -s "$W/a.ctl" show status >/dev/null 2>&1 || true
     c=$(count "$W/b.ctl")
     [ -z "${TRACE:-}" ] || echo "    $mid +$(( ($(now_ns) - t0) / 1000000 )) ms: B has ${c:-0}; queues $(for ns in "$A" "$M" "$B"; do ip netns exec "$ns" ss -Htn state established | awk -v ns="${ns##*-}" '{ printf "%s %s>%s r%s s%s  ", ns, $3, $4, $1, $2 }'; done)" >&2
     if [ "${c:-0}" -ge "$N" ]; then t1=$(now_ns); break; fi
