@@ -37,6 +37,9 @@ use crate::packet::{
 /// what every common implementation uses).
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
 
+/// A map keyed by prefix, with keyed hashing that is fast and still resists crafted keys.
+pub(crate) type PrefixMap<V> = HashMap<IpNet, V, ahash::RandomState>;
+
 /// A peer's index in its [`Speaker`](crate::Speaker).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -209,7 +212,7 @@ pub struct InRoute {
 /// The routes one peer advertised that import policy accepted.
 #[derive(Clone, Debug, Default)]
 pub struct AdjRibIn {
-    routes: HashMap<IpNet, InRoute>,
+    routes: PrefixMap<InRoute>,
 }
 
 impl AdjRibIn {
@@ -282,7 +285,7 @@ impl AdjRibIn {
 /// The Loc-RIB: every candidate per prefix, the best first.
 #[derive(Clone, Debug, Default)]
 pub struct LocRib {
-    dests: HashMap<IpNet, Vec<Candidate>>,
+    dests: PrefixMap<Vec<Candidate>>,
 }
 
 impl LocRib {
@@ -319,6 +322,18 @@ impl LocRib {
         source: Option<PeerId>,
         cand: Option<Candidate>,
     ) -> bool {
+        let (changed, _) = self.replace(prefix, source, cand);
+        changed
+    }
+
+    /// [`LocRib::update`], also returning the route selected before: one lookup where the
+    /// speaker would otherwise make two per prefix.
+    pub(crate) fn replace(
+        &mut self,
+        prefix: IpNet,
+        source: Option<PeerId>,
+        cand: Option<Candidate>,
+    ) -> (bool, Option<Candidate>) {
         let v = self.dests.entry(prefix).or_default();
         let old = v.first().cloned();
         let at = v.iter().position(|c| c.source.peer() == source);
@@ -342,19 +357,19 @@ impl LocRib {
         }
         if v.is_empty() {
             self.dests.remove(&prefix);
-            return old.is_some();
+            return (old.is_some(), old);
         }
         if let Some(b) = best_path(v) {
             v.swap(0, b);
         }
-        old.as_ref() != v.first()
+        (old.as_ref() != v.first(), old)
     }
 }
 
 /// What was sent to one peer, and what is waiting to be.
 #[derive(Clone, Debug, Default)]
 pub struct AdjRibOut {
-    sent: HashMap<IpNet, Path>,
+    sent: PrefixMap<Path>,
     /// Changes not sent yet: a path to announce, or `None` to withdraw. Ordered, so UPDATEs
     /// go out in prefix order.
     pending: BTreeMap<IpNet, Option<Path>>,
@@ -424,7 +439,8 @@ impl AdjRibOut {
         let pending = std::mem::take(&mut self.pending);
         let mut withdraw: [Vec<IpNet>; 2] = [Vec::new(), Vec::new()];
         let mut groups: Vec<(Family, Path, Vec<IpNet>)> = Vec::new();
-        let mut index: HashMap<(Family, usize, NextHop), usize> = HashMap::new();
+        let mut index: HashMap<(Family, usize, NextHop), usize, ahash::RandomState> =
+            HashMap::default();
         for (p, path) in pending {
             let family = Family::of(&p);
             match path {

@@ -30,7 +30,7 @@ use crate::{
         message::Update,
     },
     policy::{ExportPolicy, ImportPolicy, MaxPrefixAction},
-    rib::{self, AdjRibIn, AdjRibOut, Candidate, LocRib, Path, PathSource, PeerId},
+    rib::{self, AdjRibIn, AdjRibOut, Candidate, LocRib, Path, PathSource, PeerId, PrefixMap},
     timer::Timer,
 };
 
@@ -196,7 +196,7 @@ pub struct Speaker {
     peers: Vec<Option<Peer>>,
     loc_rib: LocRib,
     /// Prefixes touched during the current call, with the selected route before it.
-    dirty: HashMap<IpNet, Option<Candidate>>,
+    dirty: PrefixMap<Option<Candidate>>,
     /// Distinct attributes of originated routes, shared so that routes originated alike go
     /// out in one UPDATE.
     local_attrs: Vec<Arc<PathAttrs>>,
@@ -232,7 +232,7 @@ impl Speaker {
             config,
             peers: Vec::new(),
             loc_rib: LocRib::default(),
-            dirty: HashMap::new(),
+            dirty: PrefixMap::default(),
             local_attrs: Vec::new(),
         })
     }
@@ -830,13 +830,21 @@ impl Speaker {
     fn finish(&mut self, out: &mut Vec<Output>) {
         let asn = self.config.asn;
         if !self.dirty.is_empty() {
-            let mut touched: Vec<(IpNet, Option<Candidate>)> = self.dirty.drain().collect();
-            touched.sort_by_key(|a| a.0);
-            touched.retain(|(p, old)| old.as_ref() != self.loc_rib.best(p));
+            // One Loc-RIB lookup per touched prefix: (prefix, selected before, selected now).
+            let loc_rib = &self.loc_rib;
+            let mut touched: Vec<(IpNet, Option<Candidate>, Option<Candidate>)> = self
+                .dirty
+                .drain()
+                .filter_map(|(p, old)| {
+                    let new = loc_rib.best(&p);
+                    (old.as_ref() != new).then(|| (p, old, new.cloned()))
+                })
+                .collect();
+            touched.sort_unstable_by_key(|a| a.0);
             let mut changes = Vec::new();
-            for (p, old) in &touched {
+            for (p, old, new) in &touched {
                 let old = old.as_ref().and_then(|c| self.to_rib(*p, c));
-                let new = self.loc_rib.best(p).and_then(|c| self.to_rib(*p, c));
+                let new = new.as_ref().and_then(|c| self.to_rib(*p, c));
                 if old != new {
                     changes.push(RouteChange {
                         prefix: *p,
@@ -852,14 +860,14 @@ impl Speaker {
                 let Some(peer) = slot.as_mut() else { continue };
                 let Some(up) = &peer.up else { continue };
                 let mut cache = ExportCache::new();
-                for (p, _) in &touched {
+                for (p, _, best) in &touched {
                     let path = export(
                         asn,
                         PeerId(i),
                         peer.session.config(),
                         &up.negotiated,
                         p,
-                        self.loc_rib.best(p),
+                        best.as_ref(),
                         &mut cache,
                     );
                     peer.adj_out.stage(*p, path);
@@ -893,15 +901,14 @@ impl Speaker {
 /// call started with.
 fn set_route(
     loc_rib: &mut LocRib,
-    dirty: &mut HashMap<IpNet, Option<Candidate>>,
+    dirty: &mut PrefixMap<Option<Candidate>>,
     prefix: IpNet,
     source: Option<PeerId>,
     cand: Option<Candidate>,
 ) {
-    dirty
-        .entry(prefix)
-        .or_insert_with(|| loc_rib.best(&prefix).cloned());
-    loc_rib.update(prefix, source, cand);
+    let (_, old) = loc_rib.replace(prefix, source, cand);
+    // Only the first change of a call records what was selected before it.
+    dirty.entry(prefix).or_insert(old);
 }
 
 /// The transport-level session outputs, tagged with the peer.
