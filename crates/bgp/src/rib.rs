@@ -441,6 +441,7 @@ impl AdjRibOut {
         let mut groups: Vec<(Family, Path, Vec<IpNet>)> = Vec::new();
         let mut index: HashMap<(Family, usize, NextHop), usize, ahash::RandomState> =
             HashMap::default();
+        let mut last: Option<((Family, usize, NextHop), usize)> = None;
         for (p, path) in pending {
             let family = Family::of(&p);
             match path {
@@ -453,10 +454,19 @@ impl AdjRibOut {
                 }
                 Some(path) => {
                     let key = (family, Arc::as_ptr(&path.attrs) as usize, path.next_hop);
-                    let g = *index.entry(key).or_insert_with(|| {
-                        groups.push((family, path.clone(), Vec::new()));
-                        groups.len() - 1
-                    });
+                    // Runs of prefixes share a group (one UPDATE's worth, one peer's
+                    // routes): check the last group before hashing.
+                    let g = match &last {
+                        Some((k, g)) if *k == key => *g,
+                        _ => {
+                            let g = *index.entry(key).or_insert_with(|| {
+                                groups.push((family, path.clone(), Vec::new()));
+                                groups.len() - 1
+                            });
+                            last = Some((key, g));
+                            g
+                        }
+                    };
                     if let Some((_, _, v)) = groups.get_mut(g) {
                         v.push(p);
                     }

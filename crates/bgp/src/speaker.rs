@@ -155,6 +155,9 @@ pub struct RouteChange {
     pub old: Option<::rib::Route>,
     /// The route to insert, if any.
     pub new: Option<::rib::Route>,
+    /// The peer whose route is selected now (`None`: withdrawn, or a local route), so that
+    /// a driver need not look the prefix up again.
+    pub peer: Option<PeerId>,
 }
 
 /// A route this speaker originates.
@@ -764,24 +767,25 @@ impl Speaker {
                 withdraw(peer, loc_rib, dirty, p);
                 continue;
             }
-            if !peer.adj_in.contains(&p) {
-                if let Some(mp) = import.max_prefix {
-                    if peer.adj_in.len() >= usize::try_from(mp.limit).unwrap_or(usize::MAX) {
-                        match mp.action {
-                            MaxPrefixAction::DropExcess => {
-                                dropped += 1;
-                                continue;
-                            }
-                            MaxPrefixAction::Reset { restart_after } => {
-                                let e = PeerMisbehaved::MaxPrefixExceeded {
-                                    family,
-                                    limit: mp.limit,
-                                };
-                                return Some((
-                                    e.into(),
-                                    restart_after.map(|s| Duration::from_secs(u64::from(s))),
-                                ));
-                            }
+            // The limit is checked for new prefixes only, and looked up only with a limit.
+            if let Some(mp) = import.max_prefix {
+                if !peer.adj_in.contains(&p)
+                    && peer.adj_in.len() >= usize::try_from(mp.limit).unwrap_or(usize::MAX)
+                {
+                    match mp.action {
+                        MaxPrefixAction::DropExcess => {
+                            dropped += 1;
+                            continue;
+                        }
+                        MaxPrefixAction::Reset { restart_after } => {
+                            let e = PeerMisbehaved::MaxPrefixExceeded {
+                                family,
+                                limit: mp.limit,
+                            };
+                            return Some((
+                                e.into(),
+                                restart_after.map(|s| Duration::from_secs(u64::from(s))),
+                            ));
                         }
                     }
                 }
@@ -843,6 +847,7 @@ impl Speaker {
             touched.sort_unstable_by_key(|a| a.0);
             let mut changes = Vec::new();
             for (p, old, new) in &touched {
+                let peer = new.as_ref().and_then(|c| c.source.peer());
                 let old = old.as_ref().and_then(|c| self.to_rib(*p, c));
                 let new = new.as_ref().and_then(|c| self.to_rib(*p, c));
                 if old != new {
@@ -850,6 +855,7 @@ impl Speaker {
                         prefix: *p,
                         old,
                         new,
+                        peer,
                     });
                 }
             }

@@ -774,15 +774,7 @@ impl Driver {
                 let _ = self.notices.send(Notice::Down { peer, reason });
             }
             Event::RoutesChanged(changes) => {
-                // The Loc-RIB already holds the outcome of the whole call.
-                for c in changes {
-                    let owner = self
-                        .speaker
-                        .loc_rib()
-                        .best(&c.prefix)
-                        .and_then(|b| b.source.peer());
-                    selected.push((c.prefix, owner));
-                }
+                selected.extend(changes.into_iter().map(|c| (c.prefix, c.peer)));
             }
             Event::MaxPrefixWarning { peer, count, limit } => {
                 tracing::warn!(neighbor = %self.name(peer), count, limit, "BGP neighbor nears its max-prefix limit");
