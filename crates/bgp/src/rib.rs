@@ -316,24 +316,27 @@ impl LocRib {
 
     /// Sets (`Some`) or removes (`None`) the candidate from `source` and reruns the decision
     /// process for the prefix. Returns whether the selected route changed.
+    // The speaker uses `replace`; this narrower form serves the decision-process tests.
+    #[cfg(test)]
     pub(crate) fn update(
         &mut self,
         prefix: IpNet,
         source: Option<PeerId>,
         cand: Option<Candidate>,
     ) -> bool {
-        let (changed, _) = self.replace(prefix, source, cand);
-        changed
+        let (old, new) = self.replace(prefix, source, cand);
+        old != new
     }
 
-    /// [`LocRib::update`], also returning the route selected before: one lookup where the
-    /// speaker would otherwise make two per prefix.
+    /// [`LocRib::update`], returning the route selected before and the one selected now:
+    /// the speaker's bookkeeping of a call then needs no other lookup of the prefix in this
+    /// (large, cache-unfriendly) table.
     pub(crate) fn replace(
         &mut self,
         prefix: IpNet,
         source: Option<PeerId>,
         cand: Option<Candidate>,
-    ) -> (bool, Option<Candidate>) {
+    ) -> (Option<Candidate>, Option<Candidate>) {
         let v = self.dests.entry(prefix).or_default();
         let old = v.first().cloned();
         let at = v.iter().position(|c| c.source.peer() == source);
@@ -357,12 +360,12 @@ impl LocRib {
         }
         if v.is_empty() {
             self.dests.remove(&prefix);
-            return (old.is_some(), old);
+            return (old, None);
         }
         if let Some(b) = best_path(v) {
             v.swap(0, b);
         }
-        (old.as_ref() != v.first(), old)
+        (old, v.first().cloned())
     }
 }
 

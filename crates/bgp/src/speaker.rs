@@ -199,28 +199,18 @@ pub struct Speaker {
     peers: Vec<Option<Peer>>,
     loc_rib: LocRib,
     /// Prefixes touched during the current call, with the selected route before it.
-    dirty: PrefixMap<Option<Candidate>>,
+    /// Prefixes touched during the current call: (selected before the call, selected now).
+    dirty: PrefixMap<(Option<Candidate>, Option<Candidate>)>,
     /// Distinct attributes of originated routes, shared so that routes originated alike go
     /// out in one UPDATE.
     local_attrs: Vec<Arc<PathAttrs>>,
 }
 
-/// Key for the per-flush export cache: the source attributes, by identity.
-struct ByPtr(Arc<PathAttrs>);
-
-impl PartialEq for ByPtr {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-impl Eq for ByPtr {}
-impl std::hash::Hash for ByPtr {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (Arc::as_ptr(&self.0) as usize).hash(state);
-    }
-}
-
-type ExportCache = HashMap<ByPtr, Arc<PathAttrs>>;
+/// The per-call export cache: source attributes (by identity: their address) to the
+/// attributes sent. Each entry holds its source `Arc`, so the address cannot be reused by
+/// another allocation while cached; a hit costs one hash of a `usize` and no refcount.
+#[derive(Default)]
+struct ExportCache(HashMap<usize, (Arc<PathAttrs>, Arc<PathAttrs>), ahash::RandomState>);
 
 impl Speaker {
     /// A speaker with no peers.
@@ -488,7 +478,7 @@ impl Speaker {
             .ok_or(ConfigError::UnknownPeer(id.0))?;
         peer.session.set_policies(None, Some(policy));
         if let Some(up) = &peer.up {
-            let mut cache = ExportCache::new();
+            let mut cache = ExportCache::default();
             let mut prefixes: Vec<IpNet> = peer.adj_out.iter().map(|(p, _)| *p).collect();
             prefixes.extend(self.loc_rib.iter().map(|(p, _)| *p));
             for p in prefixes {
@@ -610,17 +600,14 @@ impl Speaker {
         }
         // Stale routes still present take the new session's identity (router ID may change).
         for (p, r) in peer.adj_in.iter() {
-            self.dirty
-                .entry(*p)
-                .or_insert_with(|| self.loc_rib.best(p).cloned());
             let cand = Candidate {
                 source,
                 path: r.path.clone(),
             };
-            self.loc_rib.update(*p, Some(id), Some(cand));
+            set_route(&mut self.loc_rib, &mut self.dirty, *p, Some(id), Some(cand));
         }
         // Initial table dump, then End-of-RIB per family.
-        let mut cache = ExportCache::new();
+        let mut cache = ExportCache::default();
         for (p, best) in self.loc_rib.iter() {
             let path = export(
                 asn,
@@ -834,15 +821,12 @@ impl Speaker {
     fn finish(&mut self, out: &mut Vec<Output>) {
         let asn = self.config.asn;
         if !self.dirty.is_empty() {
-            // One Loc-RIB lookup per touched prefix: (prefix, selected before, selected now).
-            let loc_rib = &self.loc_rib;
+            // (prefix, selected before, selected now), kept up to date by `set_route`.
             let mut touched: Vec<(IpNet, Option<Candidate>, Option<Candidate>)> = self
                 .dirty
                 .drain()
-                .filter_map(|(p, old)| {
-                    let new = loc_rib.best(&p);
-                    (old.as_ref() != new).then(|| (p, old, new.cloned()))
-                })
+                .filter(|(_, (old, new))| old != new)
+                .map(|(p, (old, new))| (p, old, new))
                 .collect();
             touched.sort_unstable_by_key(|a| a.0);
             let mut changes = Vec::new();
@@ -865,7 +849,7 @@ impl Speaker {
             for (i, slot) in self.peers.iter_mut().enumerate() {
                 let Some(peer) = slot.as_mut() else { continue };
                 let Some(up) = &peer.up else { continue };
-                let mut cache = ExportCache::new();
+                let mut cache = ExportCache::default();
                 for (p, _, best) in &touched {
                     let path = export(
                         asn,
@@ -907,14 +891,20 @@ impl Speaker {
 /// call started with.
 fn set_route(
     loc_rib: &mut LocRib,
-    dirty: &mut PrefixMap<Option<Candidate>>,
+    dirty: &mut PrefixMap<(Option<Candidate>, Option<Candidate>)>,
     prefix: IpNet,
     source: Option<PeerId>,
     cand: Option<Candidate>,
 ) {
-    let (_, old) = loc_rib.replace(prefix, source, cand);
-    // Only the first change of a call records what was selected before it.
-    dirty.entry(prefix).or_insert(old);
+    let (old, new) = loc_rib.replace(prefix, source, cand);
+    // The first change of a call records what was selected before it; every change, what is
+    // selected now.
+    match dirty.entry(prefix) {
+        std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().1 = new,
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert((old, new));
+        }
+    }
 }
 
 /// The transport-level session outputs, tagged with the peer.
@@ -1004,9 +994,10 @@ fn export(
             }
         }
     };
-    let out_attrs = cache
-        .entry(ByPtr(attrs.clone()))
-        .or_insert_with(|| {
+    let key = Arc::as_ptr(attrs) as usize;
+    let out_attrs = match cache.0.get(&key) {
+        Some((_, out)) => out.clone(),
+        None => {
             let mut a = PathAttrs::clone(attrs);
             a.next_hop = None;
             if external {
@@ -1034,9 +1025,11 @@ fn export(
                     u.flags |= flags::PARTIAL;
                 }
             }
-            Arc::new(a)
-        })
-        .clone();
+            let a = Arc::new(a);
+            cache.0.insert(key, (attrs.clone(), a.clone()));
+            a
+        }
+    };
     Some(Path {
         attrs: out_attrs,
         next_hop,
