@@ -822,15 +822,19 @@ impl Speaker {
         let asn = self.config.asn;
         if !self.dirty.is_empty() {
             // (prefix, selected before, selected now), kept up to date by `set_route`.
-            let mut touched: Vec<(IpNet, Option<Candidate>, Option<Candidate>)> = self
+            let touched: Vec<(IpNet, Option<Candidate>, Option<Candidate>)> = self
                 .dirty
                 .drain()
                 .filter(|(_, (old, new))| old != new)
                 .map(|(p, (old, new))| (p, old, new))
                 .collect();
-            touched.sort_unstable_by_key(|a| a.0);
+            // Changes go out in prefix order; sorting indices moves 8 bytes per entry where
+            // sorting the entries moved ~200 (a tenth of the relay's time in memmove and
+            // sort). Staging for export needs no order (the Adj-RIB-Out queue is sorted).
+            let mut order: Vec<usize> = (0..touched.len()).collect();
+            order.sort_unstable_by_key(|&i| touched.get(i).map(|t| t.0));
             let mut changes = Vec::new();
-            for (p, old, new) in &touched {
+            for (p, old, new) in order.iter().filter_map(|&i| touched.get(i)) {
                 let peer = new.as_ref().and_then(|c| c.source.peer());
                 let old = old.as_ref().and_then(|c| self.to_rib(*p, c));
                 let new = new.as_ref().and_then(|c| self.to_rib(*p, c));
