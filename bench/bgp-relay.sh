@@ -12,8 +12,8 @@
 #          every 10 ms);
 #   memory M's peak resident set (VmHWM in /proc/PID/status), read just before M stops;
 #   CPU    M's user + system time (/proc/PID/stat), to tell work from waiting.
-# Prints both, and the ratios. Exits non-zero if the speaker is slower than BIRD (the floor)
-# or anything could not be measured.
+# Prints both (best and median time over the rounds), and the ratios. Exits non-zero if the
+# speaker's best time is slower than BIRD's (the floor) or anything could not be measured.
 #
 # Usage: sudo bash bench/bgp-relay.sh
 # Env:   QUICK=1         10 000 prefixes instead of 100 000
@@ -171,11 +171,12 @@ conf_edge a 10.98.1.1 65101 10.98.1.2 65100 "where source = RTS_STATIC"
 conf_edge b 10.98.2.1 65102 10.98.2.2 65100 none
 conf_middle
 echo "== relay of $N IPv4 prefixes A -> M -> B; $(bird --version 2>&1 | head -1); $(nproc) CPUs; $ROUNDS round(s)"
-best_v= best_b= mem_v= mem_b= cpu_v= cpu_b=
+best_v= best_b= mem_v= mem_b= cpu_v= cpu_b= all_v= all_b=
 for r in $(seq "$ROUNDS"); do
   read -r ms kib bup cpu < <(run_once vpngw || true)
   [ -n "${kib:-}" ] || { echo "vpngw run failed" >&2; exit 1; }
   echo "  round $r  vpngw bgp-relay: ${ms} ms, peak RSS ${kib} KiB, CPU ${cpu} ms (session with B up after ${bup} ms)"
+  all_v="$all_v $ms"
   if [ -z "$best_v" ] || [ "$ms" -lt "$best_v" ]; then best_v=$ms; fi
   if [ -z "$mem_v" ] || [ "$kib" -gt "$mem_v" ]; then mem_v=$kib; fi
   if [ -z "$cpu_v" ] || [ "$cpu" -lt "$cpu_v" ]; then cpu_v=$cpu; fi
@@ -183,18 +184,21 @@ for r in $(seq "$ROUNDS"); do
   read -r ms kib bup cpu < <(run_once bird || true)
   [ -n "${kib:-}" ] || { echo "BIRD run failed" >&2; exit 1; }
   echo "  round $r  BIRD:            ${ms} ms, peak RSS ${kib} KiB, CPU ${cpu} ms (session with B up after ${bup} ms)"
+  all_b="$all_b $ms"
   if [ -z "$best_b" ] || [ "$ms" -lt "$best_b" ]; then best_b=$ms; fi
   if [ -z "$mem_b" ] || [ "$kib" -gt "$mem_b" ]; then mem_b=$kib; fi
   if [ -z "$cpu_b" ] || [ "$cpu" -lt "$cpu_b" ]; then cpu_b=$cpu; fi
 done
-python3 - "$N" "$best_v" "$mem_v" "$cpu_v" "$best_b" "$mem_b" "$cpu_b" <<'EOF'
-import sys
-n, tv, mv, cv, tb, mb, cb = (int(x) for x in sys.argv[1:])
-print(f"| middle | {n} prefixes A→B, best (ms) | peak RSS, worst (MiB) | CPU, least (ms) |")
-print("| --- | ---: | ---: | ---: |")
-print(f"| vpngw bgp-relay | {tv} | {mv / 1024:.1f} | {cv} |")
-print(f"| BIRD | {tb} | {mb / 1024:.1f} | {cb} |")
-print(f"| vpngw / BIRD | {tv / max(tb, 1):.2f} | {mv / max(mb, 1):.2f} | {cv / max(cb, 1):.1f} |")
+python3 - "$N" "$best_v" "$mem_v" "$cpu_v" "$best_b" "$mem_b" "$cpu_b" "$all_v" "$all_b" <<'EOF'
+import statistics, sys
+n, tv, mv, cv, tb, mb, cb = (int(x) for x in sys.argv[1:8])
+medv = statistics.median(int(x) for x in sys.argv[8].split())
+medb = statistics.median(int(x) for x in sys.argv[9].split())
+print(f"| middle | {n} prefixes A→B, best (ms) | median (ms) | peak RSS, worst (MiB) | CPU, least (ms) |")
+print("| --- | ---: | ---: | ---: | ---: |")
+print(f"| vpngw bgp-relay | {tv} | {medv:.0f} | {mv / 1024:.1f} | {cv} |")
+print(f"| BIRD | {tb} | {medb:.0f} | {mb / 1024:.1f} | {cb} |")
+print(f"| vpngw / BIRD | {tv / max(tb, 1):.2f} | {medv / max(medb, 1):.2f} | {mv / max(mb, 1):.2f} | {cv / max(cb, 1):.1f} |")
 if tv > tb:
     print(f"FLOOR MISSED: the speaker is slower than BIRD ({tv} ms > {tb} ms)")
     sys.exit(1)
