@@ -8,7 +8,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "scripts/test.sh: the lab tests create network namespaces; run as root (sudo -E $0)" >&2
   exit 1
 fi
-for tool in ip cargo bird gobgpd ping tcpdump swanctl; do
+for tool in ip cargo bird gobgpd /usr/lib/frr/bgpd vtysh ping tcpdump swanctl; do
   command -v "$tool" >/dev/null || { echo "scripts/test.sh: '$tool' not found (see README: Requirements)" >&2; exit 1; }
 done
 
@@ -33,8 +33,8 @@ cargo test -p vpngw --test daemon --locked -- --ignored
 echo "== IKEv2/ESP interop with strongSwan (kernel-libipsec), every proposal pair, both roles (root)"
 cargo test -p vpngw --test strongswan --locked -- --ignored
 
-echo "== BGP interop with real BIRD 2 and GoBGP in network namespaces (root)"
-cargo test -p bgp --test bird --test gobgp --locked -- --ignored
+echo "== BGP interop with real BIRD 2, GoBGP and FRR in network namespaces (root)"
+cargo test -p bgp --test bird --test gobgp --test frr --locked -- --ignored
 
 echo "== fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:=20} s from its seed corpus (nightly)"
 FUZZ_SECONDS=$FUZZ_SECONDS bash fuzz/smoke.sh

@@ -33,9 +33,15 @@
 //! prefix filters with ge/le, max-prefix with drop-excess or reset ([RFC 4486]), AS-path
 //! prepend, MED, next-hop-self; [RFC 8212] default-deny on external sessions; End-of-RIB;
 //! an immediate close with every learned route withdrawn when the transport (the IPsec
-//! tunnel) goes down ([`neighbor::Input::TransportDown`]). Not supported: ADD-PATH,
-//! extended messages, route reflection, confederations (segments are decoded and counted),
-//! connection-collision detection (one connection per peer; see [`neighbor`]), TCP-MD5 (a
+//! tunnel) goes down ([`neighbor::Input::TransportDown`]); connection collision detection
+//! ([RFC 4271 §6.8]): both ends may connect at once, the driver hands the session a second
+//! connection while the first is in OpenSent or OpenConfirm
+//! ([`Session::accepts_collision`]), and the session keeps the one opened by the speaker
+//! with the higher BGP Identifier (the larger AS on equal identifiers, [RFC 6286] §2.3),
+//! sending Cease / Connection Collision Resolution on the other (see [`neighbor`] for the
+//! driver's part). Not supported: ADD-PATH, extended messages, route reflection,
+//! confederations (segments are decoded and counted), collision detection against an
+//! Established session (the newer connection is refused, the RFC's default), TCP-MD5 (a
 //! socket option, the driver's business).
 //!
 //! # Why a hand-written codec
@@ -58,13 +64,18 @@
 //!
 //! `tests/codec.rs` (captures from BIRD and GoBGP, both ways), `tests/rfc7606.rs`,
 //! `tests/proptest.rs` (round trips, random bytes), `tests/fsm.rs` (the session's outputs),
-//! `tests/decision.rs`, `tests/speaker.rs` (scripted peers), `tests/session.rs` (speakers
-//! back to back on virtual time). Against real daemons in network namespaces, as root:
+//! `tests/decision.rs`, `tests/speaker.rs` (scripted peers), `tests/collision.rs` (RFC 4271
+//! §6.8 with scripted peers, and two speakers opening connections to each other at once),
+//! `tests/session.rs` (speakers back to back on virtual time). Against real daemons in network namespaces, as root:
 //! `cargo test -p bgp --test bird -- --ignored` (needs `bird2`) and
-//! `cargo test -p bgp --test gobgp -- --ignored` (needs `gobgpd`). The cargo-fuzz target
+//! `cargo test -p bgp --test gobgp -- --ignored` (needs `gobgpd`) and
+//! `cargo test -p bgp --test frr -- --ignored` (needs `frr`: its `bgpd` alone, without
+//! zebra, configured from the test's own directory). The cargo-fuzz target
 //! for UPDATE parsing is one line over `bgp::fuzzing::update_decode` (feature `fuzzing`).
 //!
 //! [RFC 4271]: https://www.rfc-editor.org/rfc/rfc4271
+//! [RFC 4271 §6.8]: https://www.rfc-editor.org/rfc/rfc4271#section-6.8
+//! [RFC 6286]: https://www.rfc-editor.org/rfc/rfc6286
 //! [RFC 6793]: https://www.rfc-editor.org/rfc/rfc6793
 //! [RFC 4760]: https://www.rfc-editor.org/rfc/rfc4760
 //! [RFC 2918]: https://www.rfc-editor.org/rfc/rfc2918

@@ -19,11 +19,16 @@
 //! * on [`Output::Connect`], open a TCP connection to the peer's port 179 and report
 //!   [`Input::TcpConnected`] or [`Input::TcpFailed`]; an attempt still pending when
 //!   [`Output::Close`] arrives is abandoned;
-//! * accept an incoming connection from the peer only while
-//!   [`Session::accepts_connection`] is true, then report [`Input::TcpConnected`] with
-//!   [`Direction::Passive`] (this also abandons a pending outgoing attempt). Connection
-//!   collision detection (RFC 4271 §6.8) is not implemented: a second connection while one
-//!   is in use must be refused;
+//! * accept an incoming connection from the peer while [`Session::accepts_connection`] is
+//!   true and report [`Input::TcpConnected`] with [`Direction::Passive`]; keep a pending
+//!   outgoing attempt going, since the peer may be connecting at the same moment;
+//! * a connection (either way) that completes while [`Session::accepts_collision`] is true is
+//!   the *collision connection* of RFC 4271 §6.8: report it with [`Input::TcpConnected`] too;
+//!   its bytes go in as [`Input::CollisionReceived`], its failure as
+//!   [`Input::CollisionFailed`]; write [`Output::CollisionSend`] to it and close it on
+//!   [`Output::CollisionClose`]. On [`Output::CollisionWon`] it replaces the session's
+//!   connection (closed by the [`Output::Close`] just before): from then on `Send`, `Close`
+//!   and `Received` are about it. Refuse any connection while neither is true;
 //! * write [`Output::Send`] bytes in order; on [`Output::Close`], write what is queued and
 //!   close; report bytes read as [`Input::Received`], and a closed or failed connection as
 //!   [`Input::TcpFailed`];
@@ -114,6 +119,10 @@ pub enum Input {
     TcpFailed,
     /// Bytes read from the connection; cut into messages here (Events 19–28).
     Received(Vec<u8>),
+    /// Bytes read from the collision connection (see [`Session::accepts_collision`]).
+    CollisionReceived(Vec<u8>),
+    /// The collision connection closed or failed.
+    CollisionFailed,
     /// A timer set with [`Output::SetTimer`] fired: Event 9 (ConnectRetryTimer_Expires),
     /// 10 (HoldTimer_Expires), 11 (KeepaliveTimer_Expires), 13 (IdleHoldTimer_Expires).
     TimerExpired(Timer),
@@ -165,6 +174,13 @@ pub enum Output {
     SetTimer(Timer, Duration),
     /// Disarm a timer.
     ClearTimer(Timer),
+    /// Write these bytes to the collision connection.
+    CollisionSend(Vec<u8>),
+    /// Close the collision connection after writing what is queued on it.
+    CollisionClose,
+    /// The collision connection won (RFC 4271 §6.8): it is the session's connection from now
+    /// on, in place of the one the preceding [`Output::Close`] closed.
+    CollisionWon,
     /// The session reached Established.
     Established,
     /// The Established session ended.
@@ -369,6 +385,13 @@ pub struct Session {
     state: State,
     framer: Framer,
     connection: Option<(SocketAddr, SocketAddr)>,
+    /// Who opened `connection` (collision resolution keeps one direction).
+    direction: Direction,
+    /// A second connection with the peer while `connection` is in OpenSent or OpenConfirm.
+    collision: Option<Collision>,
+    /// Bumped whenever `connection` is replaced or dropped, so that a loop over one
+    /// connection's messages stops at once.
+    conn_gen: u64,
     negotiated: Option<Negotiated>,
     decode: DecodeCxt,
     encode: EncodeCxt,
@@ -393,6 +416,9 @@ impl Session {
             state: State::Idle,
             framer: Framer::new(),
             connection: None,
+            direction: Direction::Active,
+            collision: None,
+            conn_gen: 0,
             negotiated: None,
             decode: DecodeCxt::default(),
             encode: EncodeCxt::default(),
@@ -462,6 +488,14 @@ impl Session {
         matches!(self.state, State::Connect | State::Active)
     }
 
+    /// Whether a second connection with the peer is taken now as the collision connection
+    /// of RFC 4271 §6.8: while the session's connection is in OpenSent or OpenConfirm and no
+    /// other collision is pending. In Established the new connection is refused (the RFC's
+    /// default, CollisionDetectEstablishedState off).
+    pub const fn accepts_collision(&self) -> bool {
+        matches!(self.state, State::OpenSent | State::OpenConfirm) && self.collision.is_none()
+    }
+
     /// The encoding context for UPDATEs sent on this session.
     pub const fn encode_cxt(&self) -> &EncodeCxt {
         &self.encode
@@ -476,10 +510,23 @@ impl Session {
             Input::TcpConnected {
                 local,
                 remote,
-                direction: _,
-            } => self.tcp_connected(local, remote, &mut out),
+                direction,
+            } => {
+                if self.accepts_connection() {
+                    self.tcp_connected(local, remote, direction, &mut out);
+                } else if self.accepts_collision() {
+                    self.collision_connected(local, remote, direction, &mut out);
+                }
+            }
             Input::TcpFailed => self.tcp_failed(&mut out),
             Input::Received(bytes) => self.received(&bytes, &mut out),
+            Input::CollisionReceived(bytes) => self.collision_received(&bytes, &mut out),
+            Input::CollisionFailed => {
+                if self.collision.take().is_some() {
+                    // The peer gave it up (it resolved the collision first); ours goes on.
+                    out.push(Output::CollisionClose);
+                }
+            }
             Input::TimerExpired(t) => self.timer_expired(t, &mut out),
             Input::TransportDown => self.transport_down(&mut out),
         }
@@ -588,12 +635,20 @@ impl Session {
         self.connect_retry_counter = 0;
     }
 
-    fn tcp_connected(&mut self, local: SocketAddr, remote: SocketAddr, out: &mut Vec<Output>) {
+    fn tcp_connected(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        direction: Direction,
+        out: &mut Vec<Output>,
+    ) {
         // Events 16 / 17, only meaningful in Connect and Active (see `accepts_connection`).
         if !self.accepts_connection() {
             return;
         }
         self.connection = Some((local, remote));
+        self.direction = direction;
+        self.conn_gen += 1;
         self.framer.reset();
         out.push(Output::ClearTimer(Timer::ConnectRetry));
         let open = self.open_message();
@@ -617,9 +672,16 @@ impl Session {
                 self.connect_retry_counter += 1;
                 self.enter_idle(None, out);
             }
+            State::OpenSent | State::OpenConfirm if self.collision.is_some() => {
+                // The peer dropped this connection (it resolved a collision before us, or
+                // the connection broke): the other one carries the session on.
+                out.push(Output::Close);
+                self.promote_collision(out);
+            }
             State::OpenSent => {
                 // RFC 4271 §8.2.2 (OpenSent): close, restart ConnectRetry, go Active.
                 self.connection = None;
+                self.conn_gen += 1;
                 self.framer.reset();
                 out.push(Output::Close);
                 out.push(Output::ClearTimer(Timer::Hold));
@@ -690,6 +752,7 @@ impl Session {
         {
             return;
         }
+        let gen = self.conn_gen;
         self.framer.push(bytes);
         loop {
             let msg = match self.framer.next_message() {
@@ -709,8 +772,9 @@ impl Session {
                 }
                 Err(e) => self.fail_with(SessionError::Malformed(e), out),
             }
-            if self.connection.is_none() {
-                // The session ended; later bytes belong to nothing.
+            if self.conn_gen != gen {
+                // The session ended, or the collision connection replaced this one: later
+                // bytes of this connection belong to nothing.
                 break;
             }
         }
@@ -719,6 +783,15 @@ impl Session {
     fn on_message(&mut self, m: Message, out: &mut Vec<Output>) {
         let kind = m.kind();
         match (self.state, m) {
+            (State::OpenSent | State::OpenConfirm, Message::Notification(n))
+                if self.collision.is_some() =>
+            {
+                // Typically Cease / Connection Collision Resolution: the peer resolved the
+                // collision before us and keeps the other connection.
+                tracing::debug!(peer = %self.config.name, notification = %n, "BGP connection closed by the peer; its collision connection goes on");
+                out.push(Output::Close);
+                self.promote_collision(out);
+            }
             (_, Message::Notification(n)) => {
                 // Events 24 / 25: close, to Idle.
                 self.connect_retry_counter += 1;
@@ -727,7 +800,9 @@ impl Session {
             }
             (State::OpenSent, Message::Open(open)) => self.on_open(&open, out),
             (State::OpenConfirm, Message::Keepalive) => {
-                // Event 26 in OpenConfirm.
+                // Event 26 in OpenConfirm. RFC 4271 §6.8: a collision with an Established
+                // connection closes the newer one.
+                self.close_collision(true, out);
                 self.restart_hold(out);
                 self.state = State::Established;
                 self.failures = 0;
@@ -777,6 +852,18 @@ impl Session {
 
     /// Event 19 in OpenSent: validate the OPEN (RFC 4271 §6.2) and negotiate.
     fn on_open(&mut self, open: &Open, out: &mut Vec<Output>) {
+        if let Some(c) = &self.collision {
+            // RFC 4271 §6.8: the peer's BGP Identifier is known now, so the collision is
+            // resolved on this OPEN.
+            if self.keeps(c.direction, open) && c.direction != self.direction {
+                self.send(&cease_collision(), out);
+                out.push(Output::Close);
+                self.promote_collision(out);
+                // The OPEN on the kept connection is still to come.
+                return;
+            }
+            self.close_collision(true, out);
+        }
         let peer_as = open.asn();
         if peer_as != self.config.remote_as {
             return self.fail_with(
@@ -951,6 +1038,141 @@ impl Session {
         }
     }
 
+    // -- connection collisions (RFC 4271 §6.8) --------------------------------------------
+
+    /// A second connection while the first is in OpenSent or OpenConfirm: send our OPEN on it
+    /// too and wait for the peer's, which settles which of the two survives.
+    fn collision_connected(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        direction: Direction,
+        out: &mut Vec<Output>,
+    ) {
+        tracing::debug!(peer = %self.config.name, ?direction, "BGP connection collision");
+        self.collision = Some(Collision {
+            local,
+            remote,
+            direction,
+            framer: Framer::new(),
+        });
+        let open = Message::Open(self.open_message());
+        self.send_collision(&open, out);
+    }
+
+    fn collision_received(&mut self, bytes: &[u8], out: &mut Vec<Output>) {
+        let Some(c) = self.collision.as_mut() else {
+            return;
+        };
+        c.framer.push(bytes);
+        // The OPEN is the only message due on it; anything else ends it, the session's
+        // connection carrying on.
+        let msg = match c.framer.next_message() {
+            Ok(Some(m)) => Message::decode(m, &DecodeCxt::default()),
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        match msg {
+            Ok(Message::Open(open)) => self.collision_open(&open, out),
+            Ok(Message::Notification(n)) => {
+                tracing::debug!(peer = %self.config.name, notification = %n, "BGP collision connection closed by the peer");
+                self.collision = None;
+                out.push(Output::CollisionClose);
+            }
+            Ok(m) => {
+                let e = SessionError::from(PeerMisbehaved::UnexpectedMessage {
+                    state: State::OpenSent,
+                    message: m.kind(),
+                });
+                self.send_collision(&Message::Notification(e.notification()), out);
+                self.collision = None;
+                out.push(Output::CollisionClose);
+            }
+            Err(e) => {
+                if e.message != MessageType::NOTIFICATION {
+                    let n = SessionError::Malformed(e).notification();
+                    self.send_collision(&Message::Notification(n), out);
+                }
+                self.collision = None;
+                out.push(Output::CollisionClose);
+            }
+        }
+    }
+
+    /// The peer's OPEN on the collision connection: keep one of the two connections.
+    fn collision_open(&mut self, open: &Open, out: &mut Vec<Output>) {
+        let Some(c) = &self.collision else {
+            return;
+        };
+        // Two connections the same way (the peer reconnected while its old connection
+        // lingers): the newer one is the live one.
+        let collision_wins = c.direction == self.direction || self.keeps(c.direction, open);
+        if !collision_wins {
+            self.close_collision(true, out);
+            return;
+        }
+        self.send(&cease_collision(), out);
+        out.push(Output::Close);
+        if self.promote_collision(out) {
+            self.on_open(open, out);
+        }
+    }
+
+    /// Whether RFC 4271 §6.8 keeps the connection opened in `direction`, given the peer's
+    /// OPEN: the one opened by the speaker with the higher BGP Identifier (compared as
+    /// 32-bit unsigned integers); with equal identifiers (legal between ASes, RFC 6286
+    /// §2.3), the one opened by the speaker with the larger AS number.
+    fn keeps(&self, direction: Direction, open: &Open) -> bool {
+        let ours = match u32::from(self.router_id).cmp(&u32::from(open.bgp_id)) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => self.local_as > open.asn(),
+        };
+        (direction == Direction::Active) == ours
+    }
+
+    /// Closes the collision connection, with a Cease / Connection Collision Resolution
+    /// first when `notify`.
+    fn close_collision(&mut self, notify: bool, out: &mut Vec<Output>) {
+        if self.collision.is_none() {
+            return;
+        }
+        if notify {
+            self.send_collision(&cease_collision(), out);
+        }
+        self.collision = None;
+        out.push(Output::CollisionClose);
+    }
+
+    /// The collision connection becomes the session's, in OpenSent (our OPEN went out on
+    /// it when it came up). The caller has closed the old connection. False when there was
+    /// none.
+    fn promote_collision(&mut self, out: &mut Vec<Output>) -> bool {
+        let Some(c) = self.collision.take() else {
+            return false;
+        };
+        self.connection = Some((c.local, c.remote));
+        self.direction = c.direction;
+        self.framer = c.framer;
+        self.conn_gen += 1;
+        self.state = State::OpenSent;
+        self.negotiated = None;
+        self.decode = DecodeCxt::default();
+        self.encode = EncodeCxt::default();
+        out.push(Output::CollisionWon);
+        out.push(Output::ClearTimer(Timer::Keepalive));
+        out.push(Output::SetTimer(Timer::Hold, OPEN_HOLD));
+        true
+    }
+
+    fn send_collision(&self, m: &Message, out: &mut Vec<Output>) {
+        let mut bytes = Vec::new();
+        // OPEN and NOTIFICATION without data always fit.
+        if m.encode(&EncodeCxt::default(), &mut bytes).is_ok() {
+            out.push(Output::CollisionSend(bytes));
+        }
+    }
+
     /// Sends the NOTIFICATION for `e`, closes, goes Idle.
     fn fail_with(&mut self, e: SessionError, out: &mut Vec<Output>) {
         e.log(&self.config.name);
@@ -968,6 +1190,10 @@ impl Session {
         let was_established = self.state == State::Established;
         self.state = State::Idle;
         self.connection = None;
+        self.conn_gen += 1;
+        if self.collision.take().is_some() {
+            out.push(Output::CollisionClose);
+        }
         self.framer.reset();
         for t in [Timer::ConnectRetry, Timer::Hold, Timer::Keepalive] {
             out.push(Output::ClearTimer(t));
@@ -990,6 +1216,19 @@ impl Session {
     fn connect_retry(&self) -> Duration {
         Duration::from_secs(u64::from(self.config.connect_retry.max(1)))
     }
+}
+
+/// The second connection with the peer being resolved (RFC 4271 §6.8).
+#[derive(Debug)]
+struct Collision {
+    local: SocketAddr,
+    remote: SocketAddr,
+    direction: Direction,
+    framer: Framer,
+}
+
+const fn cease_collision() -> Message {
+    Message::Notification(Notification::cease(cease::CONNECTION_COLLISION_RESOLUTION))
 }
 
 const fn attr_error(type_code: AttrType, action: AttrAction, reason: AttrErrorReason) -> AttrError {

@@ -37,6 +37,9 @@ use crate::packet::{
 /// what every common implementation uses).
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
 
+/// A map keyed by prefix, with keyed hashing that is fast and still resists crafted keys.
+pub(crate) type PrefixMap<V> = HashMap<IpNet, V, ahash::RandomState>;
+
 /// A peer's index in its [`Speaker`](crate::Speaker).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -209,7 +212,7 @@ pub struct InRoute {
 /// The routes one peer advertised that import policy accepted.
 #[derive(Clone, Debug, Default)]
 pub struct AdjRibIn {
-    routes: HashMap<IpNet, InRoute>,
+    routes: PrefixMap<InRoute>,
 }
 
 impl AdjRibIn {
@@ -282,7 +285,7 @@ impl AdjRibIn {
 /// The Loc-RIB: every candidate per prefix, the best first.
 #[derive(Clone, Debug, Default)]
 pub struct LocRib {
-    dests: HashMap<IpNet, Vec<Candidate>>,
+    dests: PrefixMap<Vec<Candidate>>,
 }
 
 impl LocRib {
@@ -313,12 +316,27 @@ impl LocRib {
 
     /// Sets (`Some`) or removes (`None`) the candidate from `source` and reruns the decision
     /// process for the prefix. Returns whether the selected route changed.
+    // The speaker uses `replace`; this narrower form serves the decision-process tests.
+    #[cfg(test)]
     pub(crate) fn update(
         &mut self,
         prefix: IpNet,
         source: Option<PeerId>,
         cand: Option<Candidate>,
     ) -> bool {
+        let (old, new) = self.replace(prefix, source, cand);
+        old != new
+    }
+
+    /// [`LocRib::update`], returning the route selected before and the one selected now:
+    /// the speaker's bookkeeping of a call then needs no other lookup of the prefix in this
+    /// (large, cache-unfriendly) table.
+    pub(crate) fn replace(
+        &mut self,
+        prefix: IpNet,
+        source: Option<PeerId>,
+        cand: Option<Candidate>,
+    ) -> (Option<Candidate>, Option<Candidate>) {
         let v = self.dests.entry(prefix).or_default();
         let old = v.first().cloned();
         let at = v.iter().position(|c| c.source.peer() == source);
@@ -331,24 +349,30 @@ impl LocRib {
             (Some(i), None) => {
                 v.remove(i);
             }
-            (None, Some(c)) => v.push(c),
+            (None, Some(c)) => {
+                // Most prefixes have one candidate: a plain push would reserve room for four
+                // (Vec's first growth), which was a third of the 100 000-prefix relay's peak
+                // memory.
+                v.reserve_exact(1);
+                v.push(c);
+            }
             (None, None) => {}
         }
         if v.is_empty() {
             self.dests.remove(&prefix);
-            return old.is_some();
+            return (old, None);
         }
         if let Some(b) = best_path(v) {
             v.swap(0, b);
         }
-        old.as_ref() != v.first()
+        (old, v.first().cloned())
     }
 }
 
 /// What was sent to one peer, and what is waiting to be.
 #[derive(Clone, Debug, Default)]
 pub struct AdjRibOut {
-    sent: HashMap<IpNet, Path>,
+    sent: PrefixMap<Path>,
     /// Changes not sent yet: a path to announce, or `None` to withdraw. Ordered, so UPDATEs
     /// go out in prefix order.
     pending: BTreeMap<IpNet, Option<Path>>,
@@ -418,7 +442,9 @@ impl AdjRibOut {
         let pending = std::mem::take(&mut self.pending);
         let mut withdraw: [Vec<IpNet>; 2] = [Vec::new(), Vec::new()];
         let mut groups: Vec<(Family, Path, Vec<IpNet>)> = Vec::new();
-        let mut index: HashMap<(Family, usize, NextHop), usize> = HashMap::new();
+        let mut index: HashMap<(Family, usize, NextHop), usize, ahash::RandomState> =
+            HashMap::default();
+        let mut last: Option<((Family, usize, NextHop), usize)> = None;
         for (p, path) in pending {
             let family = Family::of(&p);
             match path {
@@ -431,10 +457,19 @@ impl AdjRibOut {
                 }
                 Some(path) => {
                     let key = (family, Arc::as_ptr(&path.attrs) as usize, path.next_hop);
-                    let g = *index.entry(key).or_insert_with(|| {
-                        groups.push((family, path.clone(), Vec::new()));
-                        groups.len() - 1
-                    });
+                    // Runs of prefixes share a group (one UPDATE's worth, one peer's
+                    // routes): check the last group before hashing.
+                    let g = match &last {
+                        Some((k, g)) if *k == key => *g,
+                        _ => {
+                            let g = *index.entry(key).or_insert_with(|| {
+                                groups.push((family, path.clone(), Vec::new()));
+                                groups.len() - 1
+                            });
+                            last = Some((key, g));
+                            g
+                        }
+                    };
                     if let Some((_, _, v)) = groups.get_mut(g) {
                         v.push(p);
                     }

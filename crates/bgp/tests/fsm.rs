@@ -406,7 +406,12 @@ fn connection_only_accepted_in_connect_or_active() {
     s.process(Input::ManualStart);
     assert!(s.accepts_connection());
     s.process(connected());
-    assert!(!s.accepts_connection(), "one connection at a time");
+    assert!(!s.accepts_connection(), "one session connection at a time");
+    // A second one in OpenSent is the collision connection of RFC 4271 §6.8
+    // (tests/collision.rs); a third is ignored.
+    assert!(s.accepts_collision());
+    assert!(!s.process(connected()).is_empty());
+    assert!(!s.accepts_collision());
     assert!(s.process(connected()).is_empty());
 }
 

@@ -99,7 +99,11 @@ impl Lab {
                 }
                 Output::ClearTimer { peer, timer } => self.timers.push((peer, timer, None)),
                 Output::Event(e) => self.events.push(e),
-                Output::Connect { .. } | Output::Close { .. } => {}
+                Output::Connect { .. }
+                | Output::Close { .. }
+                | Output::CollisionSend { .. }
+                | Output::CollisionClose { .. }
+                | Output::CollisionWon { .. } => {}
             }
         }
     }

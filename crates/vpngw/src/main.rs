@@ -71,6 +71,9 @@ enum Command {
     Reload(cli::ReloadArgs),
     /// The running daemon's BGP neighbours and their routes.
     Bgp(cli::BgpArgs),
+    /// The BGP driver alone, relaying routes between its neighbours (bench/bgp-relay.sh).
+    #[command(hide = true)]
+    BgpRelay(bgpd::relay::RelayArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -241,6 +244,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Route(args) => cli::route(args),
         Command::Reload(args) => cli::reload(args),
         Command::Bgp(args) => cli::bgp(args),
+        Command::BgpRelay(args) => bgpd::relay::run(args),
     }
 }
 

@@ -286,6 +286,11 @@ impl Net {
                 Output::ClearTimer { peer, timer } => {
                     self.nodes[n].timers.entry(peer).or_default().clear(timer);
                 }
+                // One connection per link here: a node never takes a second one (the link
+                // refuses an attempt while connected), so no collision arises.
+                Output::CollisionSend { .. }
+                | Output::CollisionClose { .. }
+                | Output::CollisionWon { .. } => {}
                 Output::Event(e) => {
                     if let Event::RoutesChanged(changes) = &e {
                         for c in changes {

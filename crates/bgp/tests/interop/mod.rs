@@ -49,7 +49,9 @@ pub(crate) const OUR_V6: &str = "fd00:99::2";
 
 impl Lab {
     pub(crate) fn new(tag: &str) -> Self {
-        let prefix = format!("vbt-{tag}-{}", std::process::id());
+        // `BGP_NETNS_PREFIX` lets concurrent runs (CI, several developers) keep apart.
+        let ns = std::env::var("BGP_NETNS_PREFIX").unwrap_or_else(|_| "vbt".to_owned());
+        let prefix = format!("{ns}-{tag}-{}", std::process::id());
         let lab = Self {
             daemon_ns: format!("{prefix}-d"),
             our_ns: format!("{prefix}-s"),
@@ -302,6 +304,11 @@ impl Driver {
                 }
                 Output::SetTimer { timer, after, .. } => self.timers.set(timer, now, after),
                 Output::ClearTimer { timer, .. } => self.timers.clear(timer),
+                // This driver takes a connection only while the session accepts one, never a
+                // second, so no collision arises.
+                Output::CollisionSend { .. }
+                | Output::CollisionClose { .. }
+                | Output::CollisionWon { .. } => {}
                 Output::Event(e) => {
                     match &e {
                         Event::RoutesChanged(changes) => {

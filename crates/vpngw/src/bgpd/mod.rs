@@ -17,6 +17,8 @@
 //! One task owns the speaker; connections are split into a reader and a writer task so that a
 //! peer that stops reading cannot stall the reading of its own (or anyone's) messages.
 
+pub(crate) mod relay;
+
 use std::{
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex, PoisonError},
@@ -43,11 +45,9 @@ use tokio::{
 /// How long a closing connection waits for the peer's FIN after ours, so that the peer
 /// reads our NOTIFICATION rather than a reset.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
-/// Read buffer per connection.
-const READ_BUF: usize = 65536;
-/// How long the end with the lower address waits for the peer's connection before opening
-/// its own, when a transport comes up.
-const YIELD: Duration = Duration::from_millis(1500);
+/// Read buffer per connection: 16 KiB (about 4 000 IPv4 prefixes) per step keeps a relay's
+/// pipeline moving (the next peer gets UPDATEs sooner) at no cost per prefix.
+const READ_BUF: usize = 16384;
 
 /// One neighbour to run.
 #[derive(Clone, Debug)]
@@ -235,10 +235,11 @@ struct PeerIo {
     timers: TimerTable,
     /// Bumped to abandon a pending connect: its result no longer matches.
     attempt: u64,
-    /// Hold the next connect back for [`YIELD`] (see [`Driver::command`]).
-    yield_next: bool,
     connecting: bool,
     conn: Option<Conn>,
+    /// A second connection while `conn` is in OpenSent or OpenConfirm, until the speaker
+    /// resolves the collision (RFC 4271 §6.8).
+    collision: Option<Conn>,
     established_at: Option<Instant>,
     flaps: u64,
     last_down: Option<String>,
@@ -284,9 +285,9 @@ impl Driver {
                 transport: n.transport,
                 timers: TimerTable::new(),
                 attempt: 0,
-                yield_next: false,
                 connecting: false,
                 conn: None,
+                collision: None,
                 established_at: None,
                 flaps: 0,
                 last_down: None,
@@ -398,6 +399,10 @@ impl Driver {
                 () = tokio::time::sleep_until(deadline) => self.fire_timers(),
             }
             self.publish_status();
+            // Let the writers send what this step produced before the next read is
+            // processed: with reads queued back to back, a peer would otherwise get nothing
+            // until the whole backlog is processed (measured by bench/bgp-relay.sh).
+            tokio::task::yield_now().await;
         }
         let ids: Vec<PeerId> = self.peers.iter().map(|p| p.id).collect();
         for id in ids {
@@ -430,17 +435,8 @@ impl Driver {
                 }
                 p.transport_up = true;
                 // Both ends of a tunnel see it come up within milliseconds and connect at
-                // once; each then sits in OpenSent on its own connection and refuses the
-                // other's, and both fail (there is no collision detection, RFC 4271 §6.8, to
-                // keep one). The end with the lower address lets the other connect first; a
-                // peer that never connects (a passive router) costs it only this wait.
-                let lower = p
-                    .local
-                    .zip(self.speaker.session(id).map(|s| s.config().address))
-                    .is_some_and(|(l, r)| l < r);
-                if let Some(p) = self.peer_mut(id) {
-                    p.yield_next = lower;
-                }
+                // once: collision detection (RFC 4271 §6.8) in the speaker keeps one of the
+                // two connections, so neither end needs to hold back.
                 self.input(id, Input::ManualStart);
             }
             Command::TransportDown(id) => {
@@ -530,13 +526,15 @@ impl Driver {
                     .peers
                     .get(peer.0)
                     .is_some_and(|p| p.attempt == attempt && p.connecting);
-                if !current || !self.speaker.accepts_connection(peer) {
+                if !current {
                     return;
                 }
                 if let Some(p) = self.peer_mut(peer) {
                     p.connecting = false;
                 }
-                self.open(peer, stream, Direction::Active);
+                // The peer's connection may have been taken meanwhile: ours is then the
+                // collision connection, and the speaker keeps one of the two.
+                self.take(peer, stream, Direction::Active);
             }
             Io::ConnectFailed {
                 peer,
@@ -549,13 +547,23 @@ impl Driver {
                 }
                 p.connecting = false;
                 tracing::debug!(neighbor = %self.name(peer), "BGP connect failed: {error}");
-                self.input(peer, Input::TcpFailed);
+                // Only the session's own attempt matters: in OpenSent or later it runs on the
+                // peer's connection, which this failure says nothing about.
+                if self
+                    .speaker
+                    .session(peer)
+                    .is_some_and(|s| s.state() == State::Connect)
+                {
+                    self.input(peer, Input::TcpFailed);
+                }
             }
             Io::Accepted { stream, from } => self.accepted(stream, from),
             Io::Read { peer, gen, bytes } => {
                 if self.current_gen(peer) == Some(gen) {
                     let out = self.speaker.handle_bytes(peer, &bytes);
                     self.apply(out);
+                } else if self.collision_gen(peer) == Some(gen) {
+                    self.input(peer, Input::CollisionReceived(bytes));
                 }
             }
             Io::Closed { peer, gen } => {
@@ -564,6 +572,11 @@ impl Driver {
                         p.conn = None;
                     }
                     self.input(peer, Input::TcpFailed);
+                } else if self.collision_gen(peer) == Some(gen) {
+                    if let Some(p) = self.peer_mut(peer) {
+                        p.collision = None;
+                    }
+                    self.input(peer, Input::CollisionFailed);
                 }
             }
         }
@@ -573,6 +586,13 @@ impl Driver {
         self.peers
             .get(peer.0)
             .and_then(|p| p.conn.as_ref())
+            .map(|c| c.gen)
+    }
+
+    fn collision_gen(&self, peer: PeerId) -> Option<u64> {
+        self.peers
+            .get(peer.0)
+            .and_then(|p| p.collision.as_ref())
             .map(|c| c.gen)
     }
 
@@ -590,25 +610,27 @@ impl Driver {
         let Some(p) = self.peers.get(id.0) else {
             return;
         };
-        if !p.transport_up || !self.speaker.accepts_connection(id) {
+        if !p.transport_up {
             return;
         }
-        // Without collision detection (RFC 4271 §6.8) both ends connecting at once could
-        // each take the other's connection and drop their own, again and again. The end
-        // with the higher address keeps its own attempt; the lower one takes the peer's.
-        let local = stream.local_addr().ok().map(|a| a.ip());
-        if p.connecting && local.is_some_and(|l| l > from.ip()) {
-            return;
+        // A pending connect of ours goes on: if it completes too, the speaker resolves the
+        // collision (RFC 4271 §6.8).
+        self.take(id, stream, Direction::Passive);
+    }
+
+    /// Hands a connected stream to `peer`'s session as its connection or, while one is
+    /// being opened, as the collision connection; drops it when the session takes neither
+    /// (Idle, Established, or a collision already pending).
+    fn take(&mut self, peer: PeerId, stream: TcpStream, direction: Direction) {
+        if self.speaker.accepts_connection(peer) {
+            self.open(peer, stream, direction, false);
+        } else if self.speaker.accepts_collision(peer) {
+            self.open(peer, stream, direction, true);
         }
-        if let Some(p) = self.peer_mut(id) {
-            p.attempt += 1;
-            p.connecting = false;
-        }
-        self.open(id, stream, Direction::Passive);
     }
 
     /// Takes a connected stream for `peer`: starts its reader and writer, tells the FSM.
-    fn open(&mut self, peer: PeerId, stream: TcpStream, direction: Direction) {
+    fn open(&mut self, peer: PeerId, stream: TcpStream, direction: Direction, collision: bool) {
         let (Ok(local), Ok(remote)) = (stream.local_addr(), stream.peer_addr()) else {
             return;
         };
@@ -621,7 +643,12 @@ impl Driver {
         tokio::spawn(reader(read, peer, gen, self.io_tx.clone(), closing_rx));
         tokio::spawn(writer(write, peer, gen, self.io_tx.clone(), rx, closing_tx));
         if let Some(p) = self.peer_mut(peer) {
-            if let Some(old) = p.conn.replace(Conn { gen, tx }) {
+            let slot = if collision {
+                &mut p.collision
+            } else {
+                &mut p.conn
+            };
+            if let Some(old) = slot.replace(Conn { gen, tx }) {
                 let _ = old.tx.send(Write::Close);
             }
         }
@@ -643,15 +670,9 @@ impl Driver {
         let Some(p) = self.peer_mut(peer) else { return };
         p.attempt += 1;
         p.connecting = true;
-        let wait = if std::mem::take(&mut p.yield_next) {
-            YIELD
-        } else {
-            Duration::ZERO
-        };
         let (attempt, local) = (p.attempt, p.local);
         let tx = self.io_tx.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
             let r = tokio::time::timeout(
                 Duration::from_secs(u64::from(timeout)),
                 connect(local, remote),
@@ -691,6 +712,25 @@ impl Driver {
                 Output::Send { peer, bytes } => {
                     if let Some(c) = self.peers.get(peer.0).and_then(|p| p.conn.as_ref()) {
                         let _ = c.tx.send(Write::Bytes(bytes));
+                    }
+                }
+                Output::CollisionSend { peer, bytes } => {
+                    if let Some(c) = self.peers.get(peer.0).and_then(|p| p.collision.as_ref()) {
+                        let _ = c.tx.send(Write::Bytes(bytes));
+                    }
+                }
+                Output::CollisionClose { peer } => {
+                    if let Some(c) = self.peer_mut(peer).and_then(|p| p.collision.take()) {
+                        let _ = c.tx.send(Write::Close);
+                    }
+                }
+                Output::CollisionWon { peer } => {
+                    if let Some(p) = self.peer_mut(peer) {
+                        // The speaker closed the old one just before; anything left of it
+                        // goes now.
+                        if let Some(old) = std::mem::replace(&mut p.conn, p.collision.take()) {
+                            let _ = old.tx.send(Write::Close);
+                        }
                     }
                 }
                 Output::SetTimer { peer, timer, after } => {
@@ -734,15 +774,7 @@ impl Driver {
                 let _ = self.notices.send(Notice::Down { peer, reason });
             }
             Event::RoutesChanged(changes) => {
-                // The Loc-RIB already holds the outcome of the whole call.
-                for c in changes {
-                    let owner = self
-                        .speaker
-                        .loc_rib()
-                        .best(&c.prefix)
-                        .and_then(|b| b.source.peer());
-                    selected.push((c.prefix, owner));
-                }
+                selected.extend(changes.into_iter().map(|c| (c.prefix, c.peer)));
             }
             Event::MaxPrefixWarning { peer, count, limit } => {
                 tracing::warn!(neighbor = %self.name(peer), count, limit, "BGP neighbor nears its max-prefix limit");
