@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p vpngw --locked
+bin="${CARGO_TARGET_DIR:-target}/release/vpngw"
 if [ "$(id -u)" = 0 ]; then
-  exec target/release/vpngw lab demo "$@"
+  exec "$bin" lab demo "$@"
 fi
-exec sudo target/release/vpngw lab demo "$@"
+exec sudo "$bin" lab demo "$@"
