@@ -3,9 +3,13 @@
 //!
 //! ```text
 //!  vpngw lab up ──► namespaces {lab}-{node}, veths, addresses, sysctls
-//!               └─► spawns `vpngw lab controller` (owns the Fabric, programs kernel routes,
-//!                   serves publish/withdraw/routes on {state}/controller.sock)
-//!  vpngw lab trace ──► Fabric::walk (model)  ⇄  TTL-limited ICMP probes (packets)
+//!               ├─► spawns `vpngw lab controller` (owns the Fabric, programs kernel routes,
+//!               │   serves publish/withdraw/routes on {state}/controller.sock; in Method 3
+//!               │   the VBR's BGP speaker, `vbr`)
+//!               └─► the two gateways and their tunnel (`gateways`: vpngw run, or charon+BIRD)
+//!  vpngw lab trace ──► Fabric::walk with the daemons' tunnels (model)  ⇄  TTL-limited probes
+//!  vpngw lab fail|heal ──► the line drops IPsec (ip rules at the VBR), or a gateway stops
+//!  vpngw lab demo ──► each method: up, verify, trace, fail, measure, heal, the seed's table
 //!  vpngw lab down ──► controller stopped by PID, namespaces deleted (veths go with them)
 //! ```
 //!
