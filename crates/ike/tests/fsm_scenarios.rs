@@ -56,6 +56,12 @@ fn establishes_each_issue_proposal_pair_with_matching_child_keys() {
         assert_eq!(info.len(), 1);
         assert_eq!(info[0].state, SaState::Established);
         assert_eq!(info[0].children.len(), 1);
+        // The same SA through the per-connection view; another connection has none.
+        let of: Vec<_> = p.a.sas_of(info[0].conn).collect();
+        assert_eq!(of.len(), 1);
+        assert_eq!(of[0].children.len(), 1);
+        let other = ike::ConnId(info[0].conn.0.wrapping_add(1));
+        assert_eq!(p.a.sas_of(other).count(), 0);
     }
 }
 
