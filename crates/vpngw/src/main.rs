@@ -8,6 +8,7 @@
 
 mod api;
 mod bgpd;
+mod checksum;
 mod cli;
 mod config;
 mod daemon;

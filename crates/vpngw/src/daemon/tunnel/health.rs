@@ -13,7 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::config;
+use crate::{
+    checksum::{checksum, sum_words},
+    config,
+};
 
 /// What a probe tick or a reply changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,23 +204,6 @@ fn split(pkt: &[u8]) -> Option<(IpAddr, IpAddr, &[u8])> {
         }
         _ => None,
     }
-}
-
-fn sum_words(mut acc: u32, data: &[u8]) -> u32 {
-    for c in data.chunks(2) {
-        let w = u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]);
-        acc += u32::from(w);
-    }
-    acc
-}
-
-/// RFC 1071 checksum of `data`, starting from a partial sum.
-fn checksum(acc: u32, data: &[u8]) -> u16 {
-    let mut acc = sum_words(acc, data);
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
 }
 
 #[cfg(test)]

@@ -106,21 +106,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    fn sum_words(mut acc: u32, data: &[u8]) -> u32 {
-        for c in data.chunks(2) {
-            acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-        }
-        acc
-    }
-
-    fn checksum(acc: u32, data: &[u8]) -> u16 {
-        let mut acc = sum_words(acc, data);
-        while acc > 0xffff {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
-        !(acc as u16)
-    }
+    use crate::checksum::{checksum, sum_words};
 
     /// TCP checksum over the IPv4 pseudo-header: 0 when the segment is intact.
     fn tcp4_check(pkt: &[u8]) -> u16 {
