@@ -19,7 +19,7 @@ use std::{
     io::Read,
     net::IpAddr,
     os::unix::{fs::OpenOptionsExt, process::CommandExt},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -349,20 +349,28 @@ pub(crate) fn spawn(lab: &Lab, node: &str) -> Result<()> {
 
 /// Stops the node's daemon by the PID `spawn` recorded; returns whether one was running.
 pub(crate) fn kill(lab: &Lab, node: &str) -> Result<bool> {
-    let Some(pid) = fs::read_to_string(pid_path(lab, node))
+    if !stop_recorded(lab, node, &pid_path(lab, node))? {
+        return Ok(false);
+    }
+    strongswan::kill_bird(lab, node)?;
+    Ok(true)
+}
+
+/// Stops the process whose PID `pid_file` holds, and removes the file; returns whether there
+/// was one. Only if that PID is still a process inside the node's namespace: a stale file
+/// must never make us signal an unrelated process.
+pub(crate) fn stop_recorded(lab: &Lab, node: &str, pid_file: &Path) -> Result<bool> {
+    let Some(pid) = fs::read_to_string(pid_file)
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())
     else {
         return Ok(false);
     };
-    // Only that PID if it is still a process inside the node's namespace: a stale file must
-    // never make us signal an unrelated process.
     if !crate::netns::pids(&lab.ns(node)).contains(&pid) {
         return Ok(false);
     }
     super::stop_pid(pid);
-    fs::remove_file(pid_path(lab, node))?;
-    strongswan::kill_bird(lab, node);
+    fs::remove_file(pid_file)?;
     Ok(true)
 }
 

@@ -196,17 +196,8 @@ fn spawn_bird(lab: &Lab, node: &str) -> Result<()> {
 }
 
 /// Stops BIRD, if the lab started it.
-pub(crate) fn kill_bird(lab: &Lab, node: &str) {
-    let Some(pid) = fs::read_to_string(bird_pid_path(lab))
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok())
-    else {
-        return;
-    };
-    if crate::netns::pids(&lab.ns(node)).contains(&pid) {
-        super::super::stop_pid(pid);
-    }
-    let _ = fs::remove_file(bird_pid_path(lab));
+pub(crate) fn kill_bird(lab: &Lab, node: &str) -> Result<()> {
+    super::stop_recorded(lab, node, &bird_pid_path(lab)).map(drop)
 }
 
 /// Starts charon in the node's namespace and loads its configuration.
