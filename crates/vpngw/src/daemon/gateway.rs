@@ -188,11 +188,10 @@ impl Gateway {
         })
     }
 
-    fn routes_now(&self) -> Vec<config::Route> {
-        self.routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// The `[[route]]`s now. Locks are taken connections, then routes: never hold this
+    /// while asking for [`Gateway::lock`].
+    fn route_list(&self) -> MutexGuard<'_, Vec<config::Route>> {
+        self.routes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Hands a reload's changes to the tunnel engine.
@@ -311,7 +310,7 @@ impl Gateway {
             .published
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        self.routes_now()
+        self.route_list()
             .iter()
             .map(|r| RouteView {
                 prefix: r.prefix,
@@ -466,7 +465,7 @@ impl Gateway {
     }
 
     fn info(&self, c: &Conn) -> ConnectionInfo {
-        let mut info = ConnectionInfo::new(&c.config, &self.routes_now(), c.state, c.admin);
+        let mut info = ConnectionInfo::new(&c.config, &self.route_list(), c.state, c.admin);
         info.healthy = c.healthy;
         let block = c.config.on_tunnel_down == config::OnTunnelDown::Block;
         info.routes_in = (c.state == TunnelState::Up || block) && !c.revoked;
@@ -583,7 +582,7 @@ impl Gateway {
     /// down.)
     fn deliverable(&self, prefix: IpNet) -> bool {
         let conns = self.lock();
-        self.routes_now()
+        self.route_list()
             .iter()
             .filter(|r| r.prefix == prefix)
             .any(|r| {
@@ -597,7 +596,7 @@ impl Gateway {
 
     /// Whether `conn` has `withdraw_when_down` routes, whose publication follows its tunnel.
     pub(crate) fn follows_tunnel(&self, conn: &str) -> bool {
-        self.routes_now()
+        self.route_list()
             .iter()
             .any(|r| r.connection == conn && r.withdraw_when_down)
     }
@@ -615,7 +614,7 @@ impl Gateway {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let prefixes: Vec<IpNet> = self
-            .routes_now()
+            .route_list()
             .iter()
             .filter(|r| r.connection == conn && published.get(&r.prefix) == Some(&true))
             .map(|r| r.prefix)
