@@ -25,10 +25,12 @@ use std::{
 use bgp::{
     neighbor::DownReason,
     packet::iana::cease,
-    policy::{ExportPolicy, ImportPolicy, MaxPrefix, MaxPrefixAction, PrefixFilter},
-    Event, Family, Input, LocalRoute, PeerConfig, State,
+    policy::{ImportPolicy, MaxPrefix, MaxPrefixAction, PrefixFilter},
+    Event, Family, Input, LocalRoute, State,
 };
-use interop::{enter_netns, peer_ip, sh, wait_for, Daemon, Driver, Lab, DAEMON_V4, OUR_V4, OUR_V6};
+use interop::{
+    enter_netns, our_config, sh, wait_for, Daemon, Driver, Lab, DAEMON_V4, OUR_V4, OUR_V6,
+};
 
 const BIRD_ROUTES_V4: [&str; 3] = ["10.201.0.0/24", "10.201.1.0/24", "10.201.2.0/24"];
 const BIRD_ROUTE_V6: &str = "2001:db8:201::/48";
@@ -75,17 +77,6 @@ fn bird_has(lab: &Lab, prefix: &str) -> bool {
     birdc(lab, "show route protocol peer")
         .lines()
         .any(|l| l.split_whitespace().next() == Some(prefix))
-}
-
-fn our_config(tweak: impl FnOnce(&mut PeerConfig)) -> PeerConfig {
-    let mut c = PeerConfig::new("bird", peer_ip(DAEMON_V4), 65001);
-    c.hold_time = 9;
-    c.connect_retry = 1;
-    c.import = ImportPolicy::permit_all();
-    c.export = ExportPolicy::permit_all();
-    c.next_hop_v6 = Some(OUR_V6.parse().unwrap());
-    tweak(&mut c);
-    c
 }
 
 fn originate_ours(d: &mut Driver) {
@@ -187,7 +178,7 @@ protocol bgp peer {{
 
 fn run(lab: &Lab) {
     // ---- session up, routes both ways -------------------------------------------------
-    let mut d = Driver::new(65002, our_config(|_| {}));
+    let mut d = Driver::new(65002, our_config("bird", 65001, |_| {}));
     originate_ours(&mut d);
     let t0 = d.now();
     d.input(Input::ManualStart);
@@ -305,7 +296,7 @@ fn run(lab: &Lab) {
     // ---- max-prefix: drop the excess ------------------------------------------------------
     let mut d = Driver::new(
         65002,
-        our_config(|c| {
+        our_config("bird", 65001, |c| {
             c.import = ImportPolicy {
                 filter: Some(PrefixFilter::permit_all()),
                 max_prefix: Some(MaxPrefix {
@@ -333,7 +324,7 @@ fn run(lab: &Lab) {
     // ---- max-prefix: reset ------------------------------------------------------------
     let mut d = Driver::new(
         65002,
-        our_config(|c| {
+        our_config("bird", 65001, |c| {
             c.import = ImportPolicy {
                 filter: Some(PrefixFilter::permit_all()),
                 max_prefix: Some(MaxPrefix {

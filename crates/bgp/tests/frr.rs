@@ -23,12 +23,10 @@ mod interop;
 
 use std::{fs, path::Path, process::Command, time::Duration};
 
-use bgp::{
-    policy::{ExportPolicy, ImportPolicy, MaxPrefix, MaxPrefixAction, PrefixFilter},
-    Event, Family, Input, LocalRoute, PeerConfig, State,
-};
+use bgp::{Family, Input, LocalRoute, State};
 use interop::{
-    enter_netns, peer_ip, sh, wait_for, Daemon, Driver, Lab, DAEMON_V4, DAEMON_V6, OUR_V4, OUR_V6,
+    enter_netns, max_prefix_drop_then_reset, our_config, sh, wait_for, Daemon, Driver, Lab,
+    DAEMON_V4, DAEMON_V6, OUR_V4,
 };
 
 const FRR_V4: [&str; 2] = ["10.204.0.0/24", "10.204.1.0/24"];
@@ -115,17 +113,6 @@ fn frr_config(lab: &Lab, lines: &[&str]) {
     vtysh(lab, &all);
 }
 
-fn our_config(tweak: impl FnOnce(&mut PeerConfig)) -> PeerConfig {
-    let mut c = PeerConfig::new("frr", peer_ip(DAEMON_V4), 65004);
-    c.hold_time = 9;
-    c.connect_retry = 1;
-    c.import = ImportPolicy::permit_all();
-    c.export = ExportPolicy::permit_all();
-    c.next_hop_v6 = Some(OUR_V6.parse().unwrap());
-    tweak(&mut c);
-    c
-}
-
 #[test]
 #[ignore = "needs root, iproute2 and frr"]
 fn frr_interop() {
@@ -183,7 +170,7 @@ fn all_frr_routes(d: &Driver) -> bool {
 }
 
 fn run(lab: &Lab) {
-    let mut d = Driver::new(65002, our_config(|_| {}));
+    let mut d = Driver::new(65002, our_config("frr", 65004, |_| {}));
     for p in OUR_ROUTES {
         d.with(|s, _| s.originate(p.parse().unwrap(), LocalRoute::default()));
     }
@@ -298,44 +285,8 @@ fn run(lab: &Lab) {
     d.run_for(Duration::from_millis(300));
     drop(d);
 
-    // Max-prefix: drop the excess (FRR sends three prefixes, we keep two).
-    let limit = |action| {
-        our_config(move |c| {
-            c.import = ImportPolicy {
-                filter: Some(PrefixFilter::permit_all()),
-                max_prefix: Some(MaxPrefix {
-                    limit: 2,
-                    action,
-                    warning_threshold: 100,
-                }),
-                local_pref: None,
-            };
-        })
-    };
-    let mut d = Driver::new(65002, limit(MaxPrefixAction::DropExcess));
-    d.input(Input::ManualStart);
-    assert!(d.run_until(Duration::from_secs(20), |d| d.state() == State::Established));
-    d.run_for(Duration::from_secs(2));
-    assert_eq!(d.table.iter().count(), 2);
-    assert_eq!(d.state(), State::Established);
-    d.input(Input::ManualStop);
-    d.run_for(Duration::from_millis(300));
-    drop(d);
-
-    // Max-prefix: reset.
-    let mut d = Driver::new(
-        65002,
-        limit(MaxPrefixAction::Reset {
-            restart_after: None,
-        }),
-    );
-    d.input(Input::ManualStart);
-    assert!(d.run_until(Duration::from_secs(20), |d| d
-        .events
-        .iter()
-        .any(|(_, e)| matches!(e, Event::Down { .. }))));
-    d.run_for(Duration::from_millis(500));
-    assert_eq!(d.state(), State::Idle);
+    // Max-prefix (the daemon sends three prefixes, we take two): drop the excess, then reset.
+    max_prefix_drop_then_reset("frr", 65004);
     let neighbor = vtysh(lab, &[&format!("show bgp neighbors {OUR_V4}")]);
     assert!(
         neighbor.contains("Cease/Maximum Number of Prefixes Reached"),

@@ -14,8 +14,10 @@ use std::{
 };
 
 use bgp::{
-    neighbor::Direction, packet::MARKER, Event, Input, Output, PeerConfig, PeerId, Speaker,
-    SpeakerConfig, State, TimerTable,
+    neighbor::Direction,
+    packet::MARKER,
+    policy::{ExportPolicy, ImportPolicy, MaxPrefix, MaxPrefixAction, PrefixFilter},
+    Event, Input, Output, PeerConfig, PeerId, Speaker, SpeakerConfig, State, TimerTable,
 };
 
 /// Runs a command, panicking with its output on failure.
@@ -459,6 +461,65 @@ impl Driver {
             fs::write(dir.join(format!("{prefix}-{i:03}-{kind}.hex")), hex + "\n").unwrap();
         }
     }
+}
+
+/// Our side of a session with the daemon `name` (AS `peer_as`) at [`DAEMON_V4`]: short hold
+/// and retry timers, everything imported and exported, our IPv6 next hop; then `tweak`.
+pub(crate) fn our_config(
+    name: &str,
+    peer_as: u32,
+    tweak: impl FnOnce(&mut PeerConfig),
+) -> PeerConfig {
+    let mut c = PeerConfig::new(name, peer_ip(DAEMON_V4), peer_as);
+    c.hold_time = 9;
+    c.connect_retry = 1;
+    c.import = ImportPolicy::permit_all();
+    c.export = ExportPolicy::permit_all();
+    c.next_hop_v6 = Some(OUR_V6.parse().unwrap());
+    tweak(&mut c);
+    c
+}
+
+/// Max-prefix with a limit of two against a daemon that announces three prefixes: with
+/// drop-excess we keep two and the session; with reset the session goes down and stays Idle.
+/// What the daemon saw of our Cease is the caller's to check.
+pub(crate) fn max_prefix_drop_then_reset(name: &str, peer_as: u32) {
+    let limit = |action| {
+        our_config(name, peer_as, move |c| {
+            c.import = ImportPolicy {
+                filter: Some(PrefixFilter::permit_all()),
+                max_prefix: Some(MaxPrefix {
+                    limit: 2,
+                    action,
+                    warning_threshold: 100,
+                }),
+                local_pref: None,
+            };
+        })
+    };
+    let mut d = Driver::new(65002, limit(MaxPrefixAction::DropExcess));
+    d.input(Input::ManualStart);
+    assert!(d.run_until(Duration::from_secs(20), |d| d.state() == State::Established));
+    d.run_for(Duration::from_secs(2));
+    assert_eq!(d.table.iter().count(), 2);
+    assert_eq!(d.state(), State::Established);
+    d.input(Input::ManualStop);
+    d.run_for(Duration::from_millis(300));
+    drop(d);
+
+    let mut d = Driver::new(
+        65002,
+        limit(MaxPrefixAction::Reset {
+            restart_after: None,
+        }),
+    );
+    d.input(Input::ManualStart);
+    assert!(d.run_until(Duration::from_secs(20), |d| d
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Down { .. }))));
+    d.run_for(Duration::from_millis(500));
+    assert_eq!(d.state(), State::Idle);
 }
 
 pub(crate) fn peer_ip(s: &str) -> IpAddr {
