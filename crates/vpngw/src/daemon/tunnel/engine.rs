@@ -24,7 +24,7 @@ use super::{
         model::{SaView, Snapshot, Traffic},
         outer::{OuterSockets, IKE_PORT, NAT_T_PORT},
     },
-    health::{HealthCheck, Transition},
+    health::{self, HealthCheck, Transition},
     inner,
     kernel::KernelRoutes,
 };
@@ -728,6 +728,10 @@ impl Engine {
 
     /// Whether a decrypted packet answers a health probe (then it stops here).
     fn health_reply(&mut self, pkt: &[u8]) -> bool {
+        // Every decrypted packet passes here: anything but an echo reply leaves at once.
+        if !health::is_echo_reply(pkt) {
+            return false;
+        }
         let mut hit = None;
         for (id, c) in &mut self.conns {
             if let Some(change) = c.health.as_mut().and_then(|(h, _)| h.take_reply(pkt)) {

@@ -182,6 +182,19 @@ impl HealthCheck {
     }
 }
 
+/// Whether `pkt` is an ICMP or ICMPv6 echo reply at all: the one cheap test every decrypted
+/// packet goes through before any check looks at it.
+pub(crate) fn is_echo_reply(pkt: &[u8]) -> bool {
+    split(pkt).is_some_and(|(src, _, icmp)| {
+        let reply = if src.is_ipv4() {
+            ICMP_ECHO_REPLY
+        } else {
+            ICMPV6_ECHO_REPLY
+        };
+        icmp.first() == Some(&reply)
+    })
+}
+
 /// (source, destination, ICMP message) of an ICMP or ICMPv6 packet without extension headers.
 fn split(pkt: &[u8]) -> Option<(IpAddr, IpAddr, &[u8])> {
     match pkt.first()? >> 4 {
@@ -287,6 +300,8 @@ mod tests {
         for i in 0..10 {
             let (p, c) = h.on_timer(now + Duration::from_secs(i));
             assert_eq!(c, None);
+            assert!(is_echo_reply(&reply_to(&p)));
+            assert!(!is_echo_reply(&p));
             assert_eq!(h.take_reply(&reply_to(&p)), Some(None));
             // The probe itself, or a reply with another identifier, is not ours.
             assert_eq!(h.take_reply(&p), None);
