@@ -4,10 +4,13 @@
 //! ```text
 //!   UDP 500  ─────────────────────────────► ike.handle_datagram ─┐
 //!   UDP 4500 ─► esp::SadIn::handle_datagram ┬ Ike{range} ────────┘   ike.poll_transmit ─► UDP
-//!                                           ├ Ipv4/Ipv6{range} ─► TUN write
+//!                                           ├ Ipv4/Ipv6{range} ─► health reply? ─► TUN write
 //!                                           └ keepalive, errors (counted)
-//!   TUN read ─► rib lookup (inner dst) ─► Connection(name) ─► OutboundSa::seal ─► UDP 4500
-//!   timer ─► ike.handle_timeout;  ike.poll_event ─► install / remove child SAs, kernel routes
+//!   TUN read ─► rib lookup (inner dst) ─► Connection(name) ─► MSS clamp (`inner`)
+//!            ─► OutboundSa::seal ─► UDP 4500
+//!   timer ─► ike.handle_timeout, health probes (`health`, sealed straight into the child SA)
+//!   ike.poll_event ─► install / remove child SAs; kernel routes (`kernel`, rtnetlink)
+//!   commands ─► admin up/down, reload (`Reconfigure`), BGP-learned prefixes (`SetLearned`)
 //! ```
 //!
 //! One task owns all of it, so no lock sits on the packet path; the rest of the daemon sees
