@@ -1,22 +1,27 @@
 //! Routing information bases (RFC 4271 §3.2) and the decision process (§9.1).
 //!
 //! ```text
-//!   UPDATE ─► import policy ─► Adj-RIB-In (per peer) ─┐
-//!                                                     ├─► Loc-RIB: candidates per prefix,
-//!   Speaker::originate ───────────────────────────────┘   best first (best_path, §9.1.2)
-//!                                                             │
-//!                     ┌─── export rules + policy, per peer ◄──┘──► to_rib_route ─► rib::Table
-//!                     ▼
-//!               Adj-RIB-Out (per peer): sent + pending ─► UPDATEs packed by attributes
+//!   UPDATE ─► import policy ─┐
+//!                            ├─► Loc-RIB: per prefix, every peer's route (the Adj-RIBs-In)
+//!   Speaker::originate ──────┘   and local ones, best first (best_path, §9.1.2)
+//!                                    │ changes of the call (slots, selection before)
+//!            ┌── export, per peer ◄──┴──► to_rib_route ─► rib::Table
+//!            │   (before vs now)
+//!            ▼
+//!   Adj-RIB-Out (per peer): UPDATEs packed by attributes as changes are staged
 //! ```
 //!
-//! The Adj-RIB-In holds routes after import policy (filters, max-prefix): a changed import
-//! policy takes full effect after a route refresh. Routes share their attributes through an
-//! [`Arc`], so 100 000 prefixes from one UPDATE stream cost one copy of the attributes.
+//! One table holds what RFC 4271 describes as three (BIRD does the same): a peer's
+//! Adj-RIB-In is its routes in the Loc-RIB, after import policy (filters, max-prefix; a
+//! changed import policy takes full effect after a route refresh), and its Adj-RIB-Out is
+//! what export gives for the Loc-RIB's selection, which is a pure function of the selection
+//! and the peer's policy, so it is computed, not stored. Routes share their attributes
+//! through an [`Arc`], so 100 000 prefixes from one UPDATE stream cost one copy of the
+//! attributes; a prefix with one route (the common case) needs no allocation of its own.
 
 use std::{
     cmp::Ordering,
-    collections::{BTreeMap, HashMap},
+    collections::{hash_map::Entry as MapEntry, HashMap},
     fmt,
     net::{IpAddr, Ipv4Addr},
     sync::Arc,
@@ -24,6 +29,7 @@ use std::{
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::packet::{
     attribute::{NextHop, PathAttrs},
@@ -199,7 +205,8 @@ fn keep_best<K: Ord>(set: &mut Vec<usize>, cands: &[Candidate], key: impl Fn(&Ca
     });
 }
 
-/// A route in an Adj-RIB-In.
+/// A route a peer advertised and import policy accepted (a peer's Adj-RIB-In, as
+/// [`Speaker::received`](crate::Speaker::received) lists it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InRoute {
     /// Attributes and next hop.
@@ -209,281 +216,492 @@ pub struct InRoute {
     pub stale: bool,
 }
 
-/// The routes one peer advertised that import policy accepted.
-#[derive(Clone, Debug, Default)]
-pub struct AdjRibIn {
-    routes: PrefixMap<InRoute>,
+/// A route as the Loc-RIB stores it: the source by index only, its identity being kept
+/// once per peer in the [`LocRib`]'s source table. 56 bytes where a [`Candidate`] takes 88:
+/// at 100 000 prefixes the table is the speaker's memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The peer's index, or [`Entry::LOCAL`]. A speaker has far fewer than 2³² peers.
+    from: u32,
+    pub(crate) stale: bool,
+    pub(crate) path: Path,
 }
 
-impl AdjRibIn {
-    /// The route for a prefix.
-    pub fn get(&self, prefix: &IpNet) -> Option<&InRoute> {
-        self.routes.get(prefix)
+impl Entry {
+    const LOCAL: u32 = u32::MAX;
+
+    fn new(peer: Option<PeerId>, path: Path) -> Self {
+        Self {
+            from: key(peer),
+            stale: false,
+            path,
+        }
     }
 
-    /// Every route (unordered).
-    pub fn iter(&self) -> impl Iterator<Item = (&IpNet, &InRoute)> + '_ {
-        self.routes.iter()
+    /// The peer it came from; `None` for a route this speaker originates.
+    pub(crate) fn peer(&self) -> Option<PeerId> {
+        (self.from != Self::LOCAL).then_some(PeerId(self.from as usize))
+    }
+}
+
+fn key(peer: Option<PeerId>) -> u32 {
+    peer.map_or(Entry::LOCAL, |p| p.0 as u32)
+}
+
+/// One prefix: every route for it, the selected one first.
+#[derive(Clone, Debug)]
+struct Dest {
+    prefix: IpNet,
+    /// Already in [`LocRib::touched`] this call.
+    touched: bool,
+    routes: SmallVec<[Entry; 1]>,
+}
+
+/// A prefix whose routes changed during the current call, with the route it had selected
+/// before the call.
+#[derive(Clone, Debug)]
+pub(crate) struct Touched {
+    pub(crate) prefix: IpNet,
+    slot: u32,
+    pub(crate) before: Option<Entry>,
+}
+
+/// The Loc-RIB, holding every peer's routes too: each prefix's candidates are the routes
+/// the peers' Adj-RIBs-In hold for it (after import policy), so one table serves both, as
+/// in BIRD, and a received route costs one table entry instead of one per RIB.
+///
+/// Prefixes live in a slab (`dests`) behind a prefix index: the changes of a call are
+/// recorded as slab slots, so ending a call needs no second hash lookup per prefix.
+#[derive(Clone, Debug, Default)]
+pub struct LocRib {
+    index: PrefixMap<u32>,
+    dests: Vec<Dest>,
+    /// Slots of `dests` free for reuse.
+    free: Vec<u32>,
+    /// Each peer's identity for the decision process, by peer index.
+    sources: Vec<PathSource>,
+    /// Prefixes changed this call, in the order first changed.
+    touched: Vec<Touched>,
+}
+
+impl LocRib {
+    /// The selected route of a prefix.
+    pub fn best(&self, prefix: &IpNet) -> Option<Candidate> {
+        self.dest(prefix)?.routes.first().map(|e| self.candidate(e))
+    }
+
+    /// All candidates of a prefix, best first.
+    pub fn candidates(&self, prefix: &IpNet) -> Vec<Candidate> {
+        self.dest(prefix)
+            .map(|d| d.routes.iter().map(|e| self.candidate(e)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every prefix with its selected route (unordered).
+    pub fn iter(&self) -> impl Iterator<Item = (IpNet, Candidate)> + '_ {
+        self.selected().map(|(p, e)| (p, self.candidate(e)))
     }
 
     /// Number of prefixes.
     pub fn len(&self) -> usize {
-        self.routes.len()
+        self.dests.len() - self.free.len()
     }
 
     /// Whether empty.
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
+        self.len() == 0
     }
 
-    /// Number of stale routes.
-    pub fn stale_count(&self) -> usize {
-        self.routes.values().filter(|r| r.stale).count()
+    fn dest(&self, prefix: &IpNet) -> Option<&Dest> {
+        let slot = *self.index.get(prefix)?;
+        self.dests.get(slot as usize)
     }
 
-    pub(crate) fn contains(&self, prefix: &IpNet) -> bool {
-        self.routes.contains_key(prefix)
+    fn candidate(&self, e: &Entry) -> Candidate {
+        Candidate {
+            source: source(&self.sources, e),
+            path: e.path.clone(),
+        }
     }
 
-    pub(crate) fn insert(&mut self, prefix: IpNet, path: Path) {
-        self.routes.insert(prefix, InRoute { path, stale: false });
+    /// Every prefix with its selected route, as stored (unordered).
+    pub(crate) fn selected(&self) -> impl Iterator<Item = (IpNet, &Entry)> + '_ {
+        self.dests
+            .iter()
+            .filter_map(|d| Some((d.prefix, d.routes.first()?)))
     }
 
-    pub(crate) fn remove(&mut self, prefix: &IpNet) -> Option<InRoute> {
-        self.routes.remove(prefix)
+    /// Every route from `peer` (`None`: originated here), unordered.
+    pub(crate) fn routes_of(
+        &self,
+        peer: Option<PeerId>,
+    ) -> impl Iterator<Item = (IpNet, &Entry)> + '_ {
+        let k = key(peer);
+        self.dests.iter().filter_map(move |d| {
+            let e = d.routes.iter().find(|e| e.from == k)?;
+            Some((d.prefix, e))
+        })
     }
 
-    /// Marks the routes of `families` stale; returns the prefixes of the other families
+    /// The selected route of a prefix, as stored.
+    pub(crate) fn best_entry(&self, prefix: &IpNet) -> Option<&Entry> {
+        self.dest(prefix)?.routes.first()
+    }
+
+    /// Where a route came from, with its peer's identity.
+    pub(crate) fn source(&self, e: &Entry) -> PathSource {
+        source(&self.sources, e)
+    }
+
+    /// The route `peer` has for `prefix`.
+    pub(crate) fn route_of(&self, prefix: &IpNet, peer: Option<PeerId>) -> Option<&Entry> {
+        let k = key(peer);
+        self.dest(prefix)?.routes.iter().find(|e| e.from == k)
+    }
+
+    /// Sets the identity of `peer`'s routes; the caller re-runs the decision process of its
+    /// prefixes ([`LocRib::reselect`]) if it had any.
+    pub(crate) fn set_source(&mut self, peer: PeerId, source: PathSource) {
+        if self.sources.len() <= peer.0 {
+            self.sources.resize(peer.0 + 1, PathSource::Local);
+        }
+        if let Some(s) = self.sources.get_mut(peer.0) {
+            *s = source;
+        }
+    }
+
+    /// Sets (`Some`) or removes (`None`) the route from `peer` for `prefix` and re-runs the
+    /// decision process for the prefix. Returns whether `peer` had a route for it before.
+    pub(crate) fn set(&mut self, prefix: IpNet, peer: Option<PeerId>, path: Option<Path>) -> bool {
+        let k = key(peer);
+        // One hash of the prefix, found or inserted.
+        let slot = match self.index.entry(prefix) {
+            MapEntry::Occupied(o) => *o.get(),
+            MapEntry::Vacant(_) if path.is_none() => return false,
+            MapEntry::Vacant(v) => *v.insert(alloc(&mut self.dests, &mut self.free, prefix)),
+        };
+        let Some(d) = self.dests.get_mut(slot as usize) else {
+            return false;
+        };
+        if !d.touched {
+            d.touched = true;
+            self.touched.push(Touched {
+                prefix,
+                slot,
+                before: d.routes.first().cloned(),
+            });
+        }
+        let at = d.routes.iter().position(|e| e.from == k);
+        let had = at.is_some();
+        match (at, path) {
+            (Some(i), Some(path)) => {
+                if let Some(e) = d.routes.get_mut(i) {
+                    e.path = path;
+                    e.stale = false;
+                }
+            }
+            (Some(i), None) => {
+                d.routes.remove(i);
+            }
+            (None, Some(path)) => d.routes.push(Entry::new(peer, path)),
+            (None, None) => {}
+        }
+        select(&self.sources, &mut d.routes);
+        had
+    }
+
+    /// Re-runs the decision process for `prefix` (its sources' identities changed).
+    pub(crate) fn reselect(&mut self, prefix: &IpNet) {
+        let Some(&slot) = self.index.get(prefix) else {
+            return;
+        };
+        let Some(d) = self.dests.get_mut(slot as usize) else {
+            return;
+        };
+        if !d.touched {
+            d.touched = true;
+            self.touched.push(Touched {
+                prefix: *prefix,
+                slot,
+                before: d.routes.first().cloned(),
+            });
+        }
+        select(&self.sources, &mut d.routes);
+    }
+
+    /// Marks `peer`'s routes of `families` stale; returns the prefixes of its other routes
     /// (to be flushed).
-    pub(crate) fn mark_stale(&mut self, families: &[Family]) -> Vec<IpNet> {
+    pub(crate) fn mark_stale(&mut self, peer: PeerId, families: &[Family]) -> Vec<IpNet> {
+        let k = key(Some(peer));
         let mut other = Vec::new();
-        for (p, r) in &mut self.routes {
-            if families.contains(&Family::of(p)) {
-                r.stale = true;
-            } else {
-                other.push(*p);
+        for d in &mut self.dests {
+            if let Some(e) = d.routes.iter_mut().find(|e| e.from == k) {
+                if families.contains(&Family::of(&d.prefix)) {
+                    e.stale = true;
+                } else {
+                    other.push(d.prefix);
+                }
             }
         }
         other
     }
 
-    /// Prefixes of stale routes of `family` (all families when `None`).
-    pub(crate) fn stale(&self, family: Option<Family>) -> Vec<IpNet> {
-        self.routes
-            .iter()
-            .filter(|(p, r)| r.stale && family.is_none_or(|f| Family::of(p) == f))
-            .map(|(p, _)| *p)
+    /// Prefixes of `peer`'s stale routes of `family` (all families when `None`).
+    pub(crate) fn stale_of(&self, peer: PeerId, family: Option<Family>) -> Vec<IpNet> {
+        self.routes_of(Some(peer))
+            .filter(|(p, e)| e.stale && family.is_none_or(|f| Family::of(p) == f))
+            .map(|(p, _)| p)
             .collect()
     }
 
-    /// Every prefix.
-    pub(crate) fn prefixes(&self) -> Vec<IpNet> {
-        self.routes.keys().copied().collect()
-    }
-}
-
-/// The Loc-RIB: every candidate per prefix, the best first.
-#[derive(Clone, Debug, Default)]
-pub struct LocRib {
-    dests: PrefixMap<Vec<Candidate>>,
-}
-
-impl LocRib {
-    /// The selected route of a prefix.
-    pub fn best(&self, prefix: &IpNet) -> Option<&Candidate> {
-        self.dests.get(prefix).and_then(|v| v.first())
+    /// Every prefix `peer` has a route for.
+    pub(crate) fn prefixes_of(&self, peer: PeerId) -> Vec<IpNet> {
+        self.routes_of(Some(peer)).map(|(p, _)| p).collect()
     }
 
-    /// All candidates of a prefix, best first.
-    pub fn candidates(&self, prefix: &IpNet) -> &[Candidate] {
-        self.dests.get(prefix).map_or(&[], Vec::as_slice)
+    /// Takes the prefixes changed since the last call to [`LocRib::settle`], in the order
+    /// first changed (sorting them was a tenth of a 100 000-prefix relay: BIRD sends its
+    /// table in hash order). Their selection now is [`LocRib::selected_at`]; hand them back
+    /// to [`LocRib::settle`] when done.
+    pub(crate) fn take_touched(&mut self) -> Vec<Touched> {
+        std::mem::take(&mut self.touched)
     }
 
-    /// Every prefix with its selected route (unordered).
-    pub fn iter(&self) -> impl Iterator<Item = (&IpNet, &Candidate)> + '_ {
-        self.dests.iter().filter_map(|(p, v)| Some((p, v.first()?)))
+    /// The route selected now for a prefix [`LocRib::take_touched`] returned.
+    pub(crate) fn selected_at(&self, t: &Touched) -> Option<&Entry> {
+        self.dests.get(t.slot as usize)?.routes.first()
     }
 
-    /// Number of prefixes.
-    pub fn len(&self) -> usize {
-        self.dests.len()
-    }
-
-    /// Whether empty.
-    pub fn is_empty(&self) -> bool {
-        self.dests.is_empty()
-    }
-
-    /// Sets (`Some`) or removes (`None`) the candidate from `source` and reruns the decision
-    /// process for the prefix. Returns whether the selected route changed.
-    // The speaker uses `replace`; this narrower form serves the decision-process tests.
-    #[cfg(test)]
-    pub(crate) fn update(
-        &mut self,
-        prefix: IpNet,
-        source: Option<PeerId>,
-        cand: Option<Candidate>,
-    ) -> bool {
-        let (old, new) = self.replace(prefix, source, cand);
-        old != new
-    }
-
-    /// [`LocRib::update`], returning the route selected before and the one selected now:
-    /// the speaker's bookkeeping of a call then needs no other lookup of the prefix in this
-    /// (large, cache-unfriendly) table.
-    pub(crate) fn replace(
-        &mut self,
-        prefix: IpNet,
-        source: Option<PeerId>,
-        cand: Option<Candidate>,
-    ) -> (Option<Candidate>, Option<Candidate>) {
-        let v = self.dests.entry(prefix).or_default();
-        let old = v.first().cloned();
-        let at = v.iter().position(|c| c.source.peer() == source);
-        match (at, cand) {
-            (Some(i), Some(c)) => {
-                if let Some(slot) = v.get_mut(i) {
-                    *slot = c;
-                }
+    /// Ends a call: frees the prefixes left without routes.
+    pub(crate) fn settle(&mut self, mut touched: Vec<Touched>) {
+        for t in touched.drain(..) {
+            let Some(d) = self.dests.get_mut(t.slot as usize) else {
+                continue;
+            };
+            d.touched = false;
+            if d.routes.is_empty() {
+                // Give back the memory of a prefix that had several routes.
+                d.routes = SmallVec::new();
+                self.index.remove(&t.prefix);
+                self.free.push(t.slot);
             }
-            (Some(i), None) => {
-                v.remove(i);
-            }
-            (None, Some(c)) => {
-                // Most prefixes have one candidate: a plain push would reserve room for four
-                // (Vec's first growth), which was a third of the 100 000-prefix relay's peak
-                // memory.
-                v.reserve_exact(1);
-                v.push(c);
-            }
-            (None, None) => {}
         }
-        if v.is_empty() {
-            self.dests.remove(&prefix);
-            return (old, None);
-        }
-        if let Some(b) = best_path(v) {
-            v.swap(0, b);
-        }
-        (old, v.first().cloned())
+        // The next call reuses the allocation: a table dump touches thousands of prefixes
+        // per call, and a fresh vector each time was a page-fault storm.
+        self.touched = touched;
     }
 }
 
-/// What was sent to one peer, and what is waiting to be.
-#[derive(Clone, Debug, Default)]
-pub struct AdjRibOut {
-    sent: PrefixMap<Path>,
-    /// Changes not sent yet: a path to announce, or `None` to withdraw. Ordered, so UPDATEs
-    /// go out in prefix order.
-    pending: BTreeMap<IpNet, Option<Path>>,
+/// A slot of `dests` for a new prefix.
+fn alloc(dests: &mut Vec<Dest>, free: &mut Vec<u32>, prefix: IpNet) -> u32 {
+    let dest = Dest {
+        prefix,
+        touched: false,
+        routes: SmallVec::new(),
+    };
+    if let Some(s) = free.pop() {
+        if let Some(d) = dests.get_mut(s as usize) {
+            *d = dest;
+            return s;
+        }
+    }
+    dests.push(dest);
+    (dests.len() - 1) as u32
 }
+
+fn source(sources: &[PathSource], e: &Entry) -> PathSource {
+    match e.peer() {
+        None => PathSource::Local,
+        Some(p) => sources.get(p.0).copied().unwrap_or(PathSource::Local),
+    }
+}
+
+/// Puts the best of `routes` first.
+fn select(sources: &[PathSource], routes: &mut [Entry]) {
+    if routes.len() < 2 {
+        return;
+    }
+    let cands: Vec<Candidate> = routes
+        .iter()
+        .map(|e| Candidate {
+            source: source(sources, e),
+            path: e.path.clone(),
+        })
+        .collect();
+    if let Some(b) = best_path(&cands) {
+        routes.swap(0, b);
+    }
+}
+
+/// UPDATEs being built for one peer: routes are packed by attributes as they are staged,
+/// so nothing per prefix is kept between calls. What was sent is not stored either: it is
+/// what export gives for the Loc-RIB's selection (a pure function of the selection and the
+/// peer's policy), so a change is exported before and after and staged if they differ.
+#[derive(Debug, Default)]
+pub(crate) struct AdjRibOut {
+    /// Prefixes advertised, per family.
+    advertised: [usize; 2],
+    /// Families to advertise in full at the next flush (session up, route refresh).
+    dump: [bool; 2],
+    /// Nothing sent yet in this session: the dump covers everything.
+    initial: bool,
+    withdraw: [Vec<IpNet>; 2],
+    groups: Vec<Group>,
+    index: HashMap<GroupKey, usize, ahash::RandomState>,
+    last: Option<(GroupKey, usize)>,
+}
+
+/// Prefixes going out with one set of attributes and next hop.
+#[derive(Debug)]
+struct Group {
+    family: Family,
+    path: Path,
+    prefixes: Vec<IpNet>,
+}
+
+type GroupKey = (Family, usize, NextHop);
 
 impl AdjRibOut {
-    /// The route last sent for a prefix.
-    pub fn get(&self, prefix: &IpNet) -> Option<&Path> {
-        self.sent.get(prefix)
+    /// Number of prefixes advertised.
+    pub(crate) fn advertised(&self) -> usize {
+        self.advertised.iter().sum()
     }
 
-    /// Every route sent (unordered).
-    pub fn iter(&self) -> impl Iterator<Item = (&IpNet, &Path)> + '_ {
-        self.sent.iter()
-    }
-
-    /// Number of prefixes sent.
-    pub fn len(&self) -> usize {
-        self.sent.len()
-    }
-
-    /// Whether nothing was sent.
-    pub fn is_empty(&self) -> bool {
-        self.sent.is_empty()
-    }
-
-    /// Changes waiting to be sent.
-    pub fn pending(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Records what should be advertised for `prefix` (`None`: nothing); a no-op change is
-    /// dropped.
-    pub(crate) fn stage(&mut self, prefix: IpNet, path: Option<Path>) {
-        let same = match (self.sent.get(&prefix), &path) {
-            (None, None) => true,
-            (Some(a), Some(b)) => a == b,
-            _ => false,
-        };
-        if same {
-            self.pending.remove(&prefix);
-        } else {
-            self.pending.insert(prefix, path);
+    /// Starts a session: every family negotiated is sent in full at the next flush.
+    pub(crate) fn start(&mut self, families: &[Family]) {
+        self.clear();
+        self.initial = true;
+        for f in families {
+            if let Some(d) = self.dump.get_mut(f.index()) {
+                *d = true;
+            }
         }
     }
 
     /// Queues every route of `family` again (route refresh, RFC 2918 §4).
     pub(crate) fn resend(&mut self, family: Family) {
-        for (p, path) in &self.sent {
-            if Family::of(p) == family {
-                self.pending.entry(*p).or_insert_with(|| Some(path.clone()));
+        if let Some(d) = self.dump.get_mut(family.index()) {
+            *d = true;
+        }
+    }
+
+    /// Families to dump at the next flush ([`AdjRibOut::dumped`] for each).
+    pub(crate) fn dumping(&self) -> impl Iterator<Item = Family> + '_ {
+        Family::ALL
+            .into_iter()
+            .filter(|f| self.dump.get(f.index()).copied().unwrap_or(false))
+    }
+
+    /// Records a change of what export gives for `prefix`: `was` whether something was
+    /// advertised, `now` what is to be (`None`: nothing). The caller stages only real
+    /// changes.
+    pub(crate) fn stage(&mut self, prefix: IpNet, was: bool, now: Option<Path>) {
+        let family = Family::of(&prefix);
+        let i = family.index();
+        let dumping = self.dump.get(i).copied().unwrap_or(false);
+        if self.initial && dumping {
+            return;
+        }
+        match now {
+            Some(path) => {
+                // The dump announces it anyway.
+                if dumping {
+                    return;
+                }
+                if !was {
+                    if let Some(n) = self.advertised.get_mut(i) {
+                        *n += 1;
+                    }
+                }
+                self.announce(prefix, path);
             }
+            None if was => {
+                if let Some(n) = self.advertised.get_mut(i) {
+                    *n = n.saturating_sub(1);
+                }
+                if let Some(w) = self.withdraw.get_mut(i) {
+                    w.push(prefix);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Ends a dump of `family`: `advertised` prefixes were staged with [`AdjRibOut::dump_one`].
+    pub(crate) fn dumped(&mut self, family: Family, advertised: usize) {
+        let i = family.index();
+        if let Some(n) = self.advertised.get_mut(i) {
+            *n = advertised;
+        }
+        if let Some(d) = self.dump.get_mut(i) {
+            *d = false;
+        }
+    }
+
+    /// Stages one route of a dump.
+    pub(crate) fn dump_one(&mut self, prefix: IpNet, path: Path) {
+        self.announce(prefix, path);
+    }
+
+    fn announce(&mut self, prefix: IpNet, path: Path) {
+        let family = Family::of(&prefix);
+        let key = (family, Arc::as_ptr(&path.attrs) as usize, path.next_hop);
+        // Runs of prefixes share a group (one UPDATE's worth, one peer's routes): check the
+        // last group before hashing.
+        let g = match &self.last {
+            Some((k, g)) if *k == key => *g,
+            _ => {
+                let groups = &mut self.groups;
+                let g = *self.index.entry(key).or_insert_with(|| {
+                    groups.push(Group {
+                        family,
+                        path,
+                        prefixes: Vec::new(),
+                    });
+                    groups.len() - 1
+                });
+                self.last = Some((key, g));
+                g
+            }
+        };
+        if let Some(group) = self.groups.get_mut(g) {
+            group.prefixes.push(prefix);
         }
     }
 
     /// Forgets everything (session down).
     pub(crate) fn clear(&mut self) {
-        self.sent.clear();
-        self.pending.clear();
+        *self = Self::default();
     }
 
-    /// Encodes the pending changes as UPDATEs into `out` (withdrawals first, then
-    /// announcements grouped by attributes and next hop) and marks them sent. Returns the
-    /// number of messages.
+    /// Whether a flush would send anything.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.groups.is_empty() || self.withdraw.iter().any(|w| !w.is_empty())
+    }
+
+    /// Encodes what was staged as UPDATEs into `out` (withdrawals first, then announcements
+    /// grouped by attributes and next hop, each in the order staged). Returns the number of
+    /// messages.
     pub(crate) fn flush(&mut self, cxt: &EncodeCxt, out: &mut Vec<u8>) -> Result<u64, EncodeError> {
         let start = out.len();
-        let pending = std::mem::take(&mut self.pending);
-        let mut withdraw: [Vec<IpNet>; 2] = [Vec::new(), Vec::new()];
-        let mut groups: Vec<(Family, Path, Vec<IpNet>)> = Vec::new();
-        let mut index: HashMap<(Family, usize, NextHop), usize, ahash::RandomState> =
-            HashMap::default();
-        let mut last: Option<((Family, usize, NextHop), usize)> = None;
-        for (p, path) in pending {
-            let family = Family::of(&p);
-            match path {
-                None => {
-                    if self.sent.remove(&p).is_some() {
-                        if let Some(w) = withdraw.get_mut(family.index()) {
-                            w.push(p);
-                        }
-                    }
-                }
-                Some(path) => {
-                    let key = (family, Arc::as_ptr(&path.attrs) as usize, path.next_hop);
-                    // Runs of prefixes share a group (one UPDATE's worth, one peer's
-                    // routes): check the last group before hashing.
-                    let g = match &last {
-                        Some((k, g)) if *k == key => *g,
-                        _ => {
-                            let g = *index.entry(key).or_insert_with(|| {
-                                groups.push((family, path.clone(), Vec::new()));
-                                groups.len() - 1
-                            });
-                            last = Some((key, g));
-                            g
-                        }
-                    };
-                    if let Some((_, _, v)) = groups.get_mut(g) {
-                        v.push(p);
-                    }
-                    self.sent.insert(p, path);
-                }
-            }
+        self.initial = false;
+        self.index.clear();
+        self.last = None;
+        let withdraw = std::mem::take(&mut self.withdraw);
+        let groups = std::mem::take(&mut self.groups);
+        // `withdraw` is indexed by `Family::index`, which follows `Family::ALL`.
+        for (f, w) in Family::ALL.into_iter().zip(withdraw) {
+            encode_withdraw(f, &w, out)?;
         }
-        for f in Family::ALL {
-            if let Some(w) = withdraw.get(f.index()) {
-                encode_withdraw(f, w, out)?;
-            }
-        }
-        for (family, path, prefixes) in &groups {
-            encode_announce(*family, &path.attrs, &path.next_hop, prefixes, cxt, out)?;
+        for g in groups {
+            encode_announce(
+                g.family,
+                &g.path.attrs,
+                &g.path.next_hop,
+                &g.prefixes,
+                cxt,
+                out,
+            )?;
         }
         Ok(count_messages(out.get(start..).unwrap_or_default()))
     }
@@ -508,25 +726,23 @@ fn count_messages(mut buf: &[u8]) -> u64 {
     n
 }
 
-/// The `rib::Route` for a Loc-RIB selection: learned routes only (a route
-/// this speaker originates came from the local table in the first place). `interface` is
-/// the device of the peer the route came from, if configured.
-pub fn to_rib_route(
+/// The `rib::Route` for a Loc-RIB selection: learned routes only (a route this speaker
+/// originates came from the local table in the first place). `interface` is the device of
+/// the peer the route came from, if configured.
+pub(crate) fn to_rib_route(
     prefix: IpNet,
-    cand: &Candidate,
+    e: &Entry,
     interface: Option<&str>,
 ) -> Option<::rib::Route> {
-    match cand.source {
-        PathSource::Local => None,
-        PathSource::Peer { .. } => Some(::rib::Route::new(
-            prefix,
-            ::rib::NextHop::Address {
-                via: cand.path.next_hop.addr,
-                dev: interface.map(str::to_owned),
-            },
-            ::rib::Source::Bgp,
-        )),
-    }
+    e.peer()?;
+    Some(::rib::Route::new(
+        prefix,
+        ::rib::NextHop::Address {
+            via: e.path.next_hop.addr,
+            dev: interface.map(str::to_owned),
+        },
+        ::rib::Source::Bgp,
+    ))
 }
 
 #[cfg(test)]
@@ -556,39 +772,75 @@ mod tests {
         }
     }
 
+    /// Sets `peer`'s route and ends the call, as the speaker does; returns whether the
+    /// selection changed.
+    fn update(rib: &mut LocRib, p: IpNet, peer: usize, c: Option<Candidate>) -> bool {
+        if let Some(c) = &c {
+            rib.set_source(PeerId(peer), c.source);
+        }
+        rib.set(p, Some(PeerId(peer)), c.map(|c| c.path));
+        let touched = rib.take_touched();
+        let changed = touched
+            .iter()
+            .any(|t| t.before.as_ref() != rib.selected_at(t));
+        rib.settle(touched);
+        changed
+    }
+
     #[test]
     fn loc_rib_update_reports_best_changes() {
         let mut rib = LocRib::default();
         let p: IpNet = "10.0.0.0/24".parse().unwrap();
-        assert!(rib.update(p, Some(PeerId(1)), Some(cand(1, true, attrs(&[1, 2])))));
+        assert!(update(&mut rib, p, 1, Some(cand(1, true, attrs(&[1, 2])))));
         // A worse candidate does not change the best.
-        assert!(!rib.update(p, Some(PeerId(2)), Some(cand(2, true, attrs(&[3, 4, 5])))));
+        assert!(!update(
+            &mut rib,
+            p,
+            2,
+            Some(cand(2, true, attrs(&[3, 4, 5])))
+        ));
         assert_eq!(rib.best(&p).unwrap().source.peer(), Some(PeerId(1)));
+        assert_eq!(rib.candidates(&p).len(), 2);
         // Withdrawing the best promotes the other.
-        assert!(rib.update(p, Some(PeerId(1)), None));
+        assert!(update(&mut rib, p, 1, None));
         assert_eq!(rib.best(&p).unwrap().source.peer(), Some(PeerId(2)));
-        assert!(rib.update(p, Some(PeerId(2)), None));
+        assert!(update(&mut rib, p, 2, None));
         assert!(rib.is_empty());
-        assert!(!rib.update(p, Some(PeerId(2)), None));
+        assert!(!update(&mut rib, p, 2, None));
+        // The freed slot serves the next prefix.
+        let q: IpNet = "10.0.1.0/24".parse().unwrap();
+        assert!(update(&mut rib, q, 1, Some(cand(1, true, attrs(&[1])))));
+        assert_eq!(rib.len(), 1);
+        assert_eq!(rib.dests.len(), 1);
     }
 
     #[test]
-    fn adj_rib_out_stage_drops_no_ops() {
+    fn adj_rib_out_stages_changes_and_dumps() {
         let mut out = AdjRibOut::default();
         let p: IpNet = "10.0.0.0/24".parse().unwrap();
-        out.stage(p, None);
-        assert_eq!(out.pending(), 0);
         let path = cand(1, true, attrs(&[1])).path;
-        out.stage(p, Some(path.clone()));
-        assert_eq!(out.pending(), 1);
+        out.stage(p, false, None);
+        assert!(!out.has_pending());
+        out.stage(p, false, Some(path.clone()));
+        assert_eq!(out.advertised(), 1);
         let mut buf = Vec::new();
         assert_eq!(out.flush(&EncodeCxt::default(), &mut buf).unwrap(), 1);
-        out.stage(p, Some(path));
-        assert_eq!(out.pending(), 0);
-        out.stage(p, None);
+        assert!(!out.has_pending());
+        out.stage(p, true, None);
+        assert_eq!(out.advertised(), 0);
         let mut buf = Vec::new();
         assert_eq!(out.flush(&EncodeCxt::default(), &mut buf).unwrap(), 1);
-        assert!(out.is_empty());
+        // A session's first flush is its dump: changes staged before it are in it.
+        out.start(&[Family::Ipv4Unicast]);
+        out.stage(p, false, Some(path.clone()));
+        assert!(!out.has_pending());
+        assert_eq!(out.dumping().collect::<Vec<_>>(), [Family::Ipv4Unicast]);
+        out.dump_one(p, path);
+        out.dumped(Family::Ipv4Unicast, 1);
+        assert_eq!(out.advertised(), 1);
+        let mut buf = Vec::new();
+        assert_eq!(out.flush(&EncodeCxt::default(), &mut buf).unwrap(), 1);
+        assert_eq!(out.dumping().count(), 0);
     }
 
     #[test]

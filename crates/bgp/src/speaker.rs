@@ -1,7 +1,8 @@
 //! The speaker: sessions, RIBs and policy put together.
 //!
-//! A [`Speaker`] owns one [`Session`] per peer, each peer's Adj-RIB-In and Adj-RIB-Out, the
-//! Loc-RIB and the locally originated routes. Its contract with the driver is the session's
+//! A [`Speaker`] owns one [`Session`] per peer, the Loc-RIB (which holds the peers'
+//! Adj-RIBs-In and the locally originated routes, see [`crate::rib`]) and each peer's
+//! UPDATEs in the making. Its contract with the driver is the session's
 //! ([`crate::neighbor`]), per peer: every input names the peer ([`Speaker::process`]), every
 //! output too ([`Output`]). Per call, outputs come in this order: what the peer's session
 //! produced (connect/close/send/timers, interleaved with [`Event::Established`] and
@@ -30,7 +31,7 @@ use crate::{
         message::Update,
     },
     policy::{ExportPolicy, ImportPolicy, MaxPrefixAction},
-    rib::{self, AdjRibIn, AdjRibOut, Candidate, LocRib, Path, PathSource, PeerId, PrefixMap},
+    rib::{self, AdjRibOut, Entry, InRoute, LocRib, Path, PathSource, PeerId},
     timer::Timer,
 };
 
@@ -123,7 +124,7 @@ pub enum Event {
         /// Why.
         reason: DownReason,
     },
-    /// The selected route of some prefixes changed, in prefix order.
+    /// The selected route of some prefixes changed, in the order they changed.
     RoutesChanged(Vec<RouteChange>),
     /// A peer's prefix count crossed its max-prefix warning threshold.
     MaxPrefixWarning {
@@ -174,17 +175,17 @@ pub struct LocalRoute {
     pub communities: Vec<Community>,
 }
 
-/// What an Established peer's routes look like to the decision process.
+/// An Established session's parameters.
 #[derive(Debug)]
 struct Up {
     negotiated: Negotiated,
-    source: PathSource,
 }
 
 #[derive(Debug)]
 struct Peer {
     session: Session,
-    adj_in: AdjRibIn,
+    /// Routes accepted from the peer (its Adj-RIB-In, which the Loc-RIB holds).
+    received: usize,
     adj_out: AdjRibOut,
     up: Option<Up>,
     /// Families whose End-of-RIB is due after the next flush.
@@ -198,9 +199,6 @@ pub struct Speaker {
     config: SpeakerConfig,
     peers: Vec<Option<Peer>>,
     loc_rib: LocRib,
-    /// Prefixes touched during the current call, with the selected route before it.
-    /// Prefixes touched during the current call: (selected before the call, selected now).
-    dirty: PrefixMap<(Option<Candidate>, Option<Candidate>)>,
     /// Distinct attributes of originated routes, shared so that routes originated alike go
     /// out in one UPDATE.
     local_attrs: Vec<Arc<PathAttrs>>,
@@ -225,7 +223,6 @@ impl Speaker {
             config,
             peers: Vec::new(),
             loc_rib: LocRib::default(),
-            dirty: PrefixMap::default(),
             local_attrs: Vec::new(),
         })
     }
@@ -244,7 +241,7 @@ impl Speaker {
         let id = PeerId(self.peers.len());
         self.peers.push(Some(Peer {
             session: Session::new(self.config.asn, self.config.router_id, config),
-            adj_in: AdjRibIn::default(),
+            received: 0,
             adj_out: AdjRibOut::default(),
             up: None,
             eor_pending: Vec::new(),
@@ -256,10 +253,9 @@ impl Speaker {
     /// Stops and removes a peer; its routes are withdrawn.
     pub fn remove_peer(&mut self, id: PeerId) -> Vec<Output> {
         let mut out = self.process(id, Input::ManualStop);
-        if let Some(peer) = self.peers.get_mut(id.0).and_then(Option::as_mut) {
-            for p in peer.adj_in.prefixes() {
-                peer.adj_in.remove(&p);
-                set_route(&mut self.loc_rib, &mut self.dirty, p, Some(id), None);
+        if self.peer(id).is_some() {
+            for p in self.loc_rib.prefixes_of(id) {
+                self.loc_rib.set(p, Some(id), None);
             }
             out.push(Output::ClearTimer {
                 peer: id,
@@ -300,14 +296,68 @@ impl Speaker {
         self.peer(id).map(|p| &p.session)
     }
 
-    /// A peer's Adj-RIB-In.
-    pub fn adj_rib_in(&self, id: PeerId) -> Option<&AdjRibIn> {
-        self.peer(id).map(|p| &p.adj_in)
+    /// The routes `id` advertised that import policy accepted (its Adj-RIB-In), in prefix
+    /// order.
+    pub fn received(&self, id: PeerId) -> Option<Vec<(IpNet, InRoute)>> {
+        self.peer(id)?;
+        let mut v: Vec<(IpNet, InRoute)> = self
+            .loc_rib
+            .routes_of(Some(id))
+            .map(|(p, e)| {
+                let r = InRoute {
+                    path: e.path.clone(),
+                    stale: e.stale,
+                };
+                (p, r)
+            })
+            .collect();
+        v.sort_unstable_by_key(|r| r.0);
+        Some(v)
     }
 
-    /// A peer's Adj-RIB-Out.
-    pub fn adj_rib_out(&self, id: PeerId) -> Option<&AdjRibOut> {
-        self.peer(id).map(|p| &p.adj_out)
+    /// How many routes `id`'s Adj-RIB-In holds.
+    pub fn received_count(&self, id: PeerId) -> Option<usize> {
+        self.peer(id).map(|p| p.received)
+    }
+
+    /// How many of them are stale (kept for a restarting peer, RFC 4724).
+    pub fn stale_count(&self, id: PeerId) -> Option<usize> {
+        self.peer(id)?;
+        Some(self.loc_rib.stale_of(id, None).len())
+    }
+
+    /// What is advertised to `id` (its Adj-RIB-Out), in prefix order: computed from the
+    /// Loc-RIB and `id`'s export policy, which is how it was sent.
+    pub fn advertised(&self, id: PeerId) -> Option<Vec<(IpNet, Path)>> {
+        let peer = self.peer(id)?;
+        let Some(up) = &peer.up else {
+            return Some(Vec::new());
+        };
+        let mut cache = ExportCache::default();
+        let mut v: Vec<(IpNet, Path)> = self
+            .loc_rib
+            .selected()
+            .filter_map(|(p, e)| {
+                let path = export(
+                    self.config.asn,
+                    id,
+                    peer.session.config(),
+                    &up.negotiated,
+                    &self.loc_rib,
+                    &p,
+                    Some(e),
+                    &mut cache,
+                )?;
+                Some((p, path))
+            })
+            .collect();
+        v.sort_unstable_by_key(|r| r.0);
+        Some(v)
+    }
+
+    /// How many prefixes are advertised to `id`.
+    pub fn advertised_count(&self, id: PeerId) -> Option<usize> {
+        self.peer(id).map(|p| p.adj_out.advertised())
     }
 
     /// The Loc-RIB.
@@ -391,14 +441,11 @@ impl Speaker {
             IpNet::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             IpNet::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
-        let cand = Candidate {
-            source: PathSource::Local,
-            path: Path {
-                attrs,
-                next_hop: NextHop::new(unspecified),
-            },
+        let path = Path {
+            attrs,
+            next_hop: NextHop::new(unspecified),
         };
-        set_route(&mut self.loc_rib, &mut self.dirty, prefix, None, Some(cand));
+        self.loc_rib.set(prefix, None, Some(path));
         let mut out = Vec::new();
         self.finish(&mut out);
         out
@@ -406,13 +453,7 @@ impl Speaker {
 
     /// Stops originating `prefix`.
     pub fn withdraw_local(&mut self, prefix: IpNet) -> Vec<Output> {
-        set_route(
-            &mut self.loc_rib,
-            &mut self.dirty,
-            prefix.trunc(),
-            None,
-            None,
-        );
+        self.loc_rib.set(prefix.trunc(), None, None);
         let mut out = Vec::new();
         self.finish(&mut out);
         out
@@ -445,10 +486,9 @@ impl Speaker {
             .ok_or(ConfigError::UnknownPeer(id.0))?;
         let external = peer.up.as_ref().is_some_and(|u| u.negotiated.external)
             || peer.session.config().remote_as != self.config.asn;
-        for p in peer.adj_in.prefixes() {
-            if !policy.permits(&p, external) {
-                peer.adj_in.remove(&p);
-                set_route(&mut self.loc_rib, &mut self.dirty, p, Some(id), None);
+        for p in self.loc_rib.prefixes_of(id) {
+            if !policy.permits(&p, external) && self.loc_rib.set(p, Some(id), None) {
+                peer.received -= 1;
             }
         }
         peer.session.set_policies(Some(policy), None);
@@ -476,22 +516,34 @@ impl Speaker {
             .get_mut(id.0)
             .and_then(Option::as_mut)
             .ok_or(ConfigError::UnknownPeer(id.0))?;
+        let old = peer.session.config().clone();
         peer.session.set_policies(None, Some(policy));
         if let Some(up) = &peer.up {
-            let mut cache = ExportCache::default();
-            let mut prefixes: Vec<IpNet> = peer.adj_out.iter().map(|(p, _)| *p).collect();
-            prefixes.extend(self.loc_rib.iter().map(|(p, _)| *p));
-            for p in prefixes {
-                let path = export(
+            let (mut was_cache, mut now_cache) = (ExportCache::default(), ExportCache::default());
+            for (p, e) in self.loc_rib.selected() {
+                let was = export(
+                    asn,
+                    id,
+                    &old,
+                    &up.negotiated,
+                    &self.loc_rib,
+                    &p,
+                    Some(e),
+                    &mut was_cache,
+                );
+                let now = export(
                     asn,
                     id,
                     peer.session.config(),
                     &up.negotiated,
+                    &self.loc_rib,
                     &p,
-                    self.loc_rib.best(&p),
-                    &mut cache,
+                    Some(e),
+                    &mut now_cache,
                 );
-                peer.adj_out.stage(p, path);
+                if was != now {
+                    peer.adj_out.stage(p, was.is_some(), now);
+                }
             }
         }
         let mut out = Vec::new();
@@ -501,7 +553,7 @@ impl Speaker {
 
     /// The route to forward for `prefix`, if a peer's route is selected.
     pub fn rib_route(&self, prefix: &IpNet) -> Option<::rib::Route> {
-        let best = self.loc_rib.best(prefix)?;
+        let best = self.loc_rib.best_entry(prefix)?;
         self.to_rib(*prefix, best)
     }
 
@@ -510,20 +562,19 @@ impl Speaker {
     pub fn rib_routes(&self) -> Vec<::rib::Route> {
         let mut v: Vec<(IpNet, ::rib::Route)> = self
             .loc_rib
-            .iter()
-            .filter_map(|(p, c)| Some((*p, self.to_rib(*p, c)?)))
+            .selected()
+            .filter_map(|(p, e)| Some((p, self.to_rib(p, e)?)))
             .collect();
-        v.sort_by_key(|a| a.0);
+        v.sort_unstable_by_key(|a| a.0);
         v.into_iter().map(|(_, r)| r).collect()
     }
 
-    fn to_rib(&self, prefix: IpNet, cand: &Candidate) -> Option<::rib::Route> {
-        let interface = cand
-            .source
+    fn to_rib(&self, prefix: IpNet, e: &Entry) -> Option<::rib::Route> {
+        let interface = e
             .peer()
             .and_then(|id| self.peer(id))
             .and_then(|p| p.session.config().interface.as_deref());
-        rib::to_rib_route(prefix, cand, interface)
+        rib::to_rib_route(prefix, e, interface)
     }
 
     // -- session outputs -----------------------------------------------------------------
@@ -565,7 +616,6 @@ impl Speaker {
     }
 
     fn on_established(&mut self, id: PeerId, out: &mut Vec<Output>) {
-        let asn = self.config.asn;
         let Some(peer) = self.peers.get_mut(id.0).and_then(Option::as_mut) else {
             return;
         };
@@ -579,52 +629,32 @@ impl Speaker {
             router_id: n.peer_id,
             address: n.remote_addr,
         };
-        // RFC 4724 §4.2: stale routes of families the restarted peer no longer preserves
-        // (absent from its new capability, or without the F bit) go now.
-        let keep: Vec<Family> = n
-            .peer_graceful_restart
-            .iter()
-            .flat_map(|gr| gr.families.iter())
-            .filter(|f| f.forwarding)
-            .filter_map(|f| Family::from_afi_safi(f.afi, f.safi))
-            .collect();
-        let mut stale_gone = Vec::new();
-        for f in Family::ALL {
-            if !keep.contains(&f) {
-                stale_gone.extend(peer.adj_in.stale(Some(f)));
+        self.loc_rib.set_source(id, source);
+        if peer.received > 0 {
+            // RFC 4724 §4.2: stale routes of families the restarted peer no longer
+            // preserves (absent from its new capability, or without the F bit) go now.
+            let keep: Vec<Family> = n
+                .peer_graceful_restart
+                .iter()
+                .flat_map(|gr| gr.families.iter())
+                .filter(|f| f.forwarding)
+                .filter_map(|f| Family::from_afi_safi(f.afi, f.safi))
+                .collect();
+            for p in self.loc_rib.stale_of(id, None) {
+                if !keep.contains(&Family::of(&p)) && self.loc_rib.set(p, Some(id), None) {
+                    peer.received -= 1;
+                }
+            }
+            // Stale routes still present compete with the new session's identity (its router
+            // ID may have changed).
+            for p in self.loc_rib.prefixes_of(id) {
+                self.loc_rib.reselect(&p);
             }
         }
-        for p in stale_gone {
-            peer.adj_in.remove(&p);
-            set_route(&mut self.loc_rib, &mut self.dirty, p, Some(id), None);
-        }
-        // Stale routes still present take the new session's identity (router ID may change).
-        for (p, r) in peer.adj_in.iter() {
-            let cand = Candidate {
-                source,
-                path: r.path.clone(),
-            };
-            set_route(&mut self.loc_rib, &mut self.dirty, *p, Some(id), Some(cand));
-        }
-        // Initial table dump, then End-of-RIB per family.
-        let mut cache = ExportCache::default();
-        for (p, best) in self.loc_rib.iter() {
-            let path = export(
-                asn,
-                id,
-                peer.session.config(),
-                &n,
-                p,
-                Some(best),
-                &mut cache,
-            );
-            peer.adj_out.stage(*p, path);
-        }
+        // Initial table dump at the next flush, then End-of-RIB per family.
+        peer.adj_out.start(&n.families);
         peer.eor_pending = n.families.clone();
-        peer.up = Some(Up {
-            negotiated: n,
-            source,
-        });
+        peer.up = Some(Up { negotiated: n });
         out.push(Output::Event(Event::Established { peer: id }));
     }
 
@@ -649,16 +679,17 @@ impl Speaker {
             .filter_map(|f| Family::from_afi_safi(f.afi, f.safi))
             .collect();
         let flush = if families.is_empty() {
-            peer.adj_in.prefixes()
+            self.loc_rib.prefixes_of(id)
         } else {
-            peer.adj_in.mark_stale(&families)
+            self.loc_rib.mark_stale(id, &families)
         };
         for p in flush {
-            peer.adj_in.remove(&p);
-            set_route(&mut self.loc_rib, &mut self.dirty, p, Some(id), None);
+            if self.loc_rib.set(p, Some(id), None) {
+                peer.received -= 1;
+            }
         }
         match gr {
-            Some(gr) if !families.is_empty() && !peer.adj_in.is_empty() => {
+            Some(gr) if !families.is_empty() && peer.received > 0 => {
                 out.push(Output::SetTimer {
                     peer: id,
                     timer: Timer::GracefulRestart,
@@ -675,15 +706,16 @@ impl Speaker {
         let Some(peer) = self.peers.get_mut(id.0).and_then(Option::as_mut) else {
             return;
         };
-        let stale = peer.adj_in.stale(family);
+        let stale = self.loc_rib.stale_of(id, family);
         if stale.is_empty() && family.is_some() {
             return;
         }
         for p in stale {
-            peer.adj_in.remove(&p);
-            set_route(&mut self.loc_rib, &mut self.dirty, p, Some(id), None);
+            if self.loc_rib.set(p, Some(id), None) {
+                peer.received -= 1;
+            }
         }
-        if peer.adj_in.stale(None).is_empty() {
+        if self.loc_rib.stale_of(id, None).is_empty() {
             out.push(Output::ClearTimer {
                 peer: id,
                 timer: Timer::GracefulRestart,
@@ -705,7 +737,6 @@ impl Speaker {
             return None;
         }
         let up = peer.up.as_ref()?;
-        let source = up.source;
         let external = up.negotiated.external;
         let families = up.negotiated.families.clone();
         if let Some(f) = u.end_of_rib() {
@@ -714,14 +745,13 @@ impl Speaker {
             return None;
         }
         let loc_rib = &mut self.loc_rib;
-        let dirty = &mut self.dirty;
-        let withdraw = |peer: &mut Peer, loc_rib: &mut LocRib, dirty: &mut _, p: IpNet| {
-            if families.contains(&Family::of(&p)) && peer.adj_in.remove(&p).is_some() {
-                set_route(loc_rib, dirty, p, Some(id), None);
+        let withdraw = |peer: &mut Peer, loc_rib: &mut LocRib, p: IpNet| {
+            if families.contains(&Family::of(&p)) && loc_rib.set(p, Some(id), None) {
+                peer.received -= 1;
             }
         };
         for p in u.withdrawn_prefixes() {
-            withdraw(peer, loc_rib, dirty, p);
+            withdraw(peer, loc_rib, p);
         }
         let announced: Vec<(IpNet, NextHop)> = u.announced().collect();
         let attrs = u.attrs.take();
@@ -731,7 +761,7 @@ impl Speaker {
         });
         let Some(mut attrs) = usable else {
             for p in u.announced_prefixes() {
-                withdraw(peer, loc_rib, dirty, p);
+                withdraw(peer, loc_rib, p);
             }
             return None;
         };
@@ -751,13 +781,13 @@ impl Speaker {
                 continue;
             }
             if !import.permits(&p, external) {
-                withdraw(peer, loc_rib, dirty, p);
+                withdraw(peer, loc_rib, p);
                 continue;
             }
             // The limit is checked for new prefixes only, and looked up only with a limit.
             if let Some(mp) = import.max_prefix {
-                if !peer.adj_in.contains(&p)
-                    && peer.adj_in.len() >= usize::try_from(mp.limit).unwrap_or(usize::MAX)
+                if peer.received >= usize::try_from(mp.limit).unwrap_or(usize::MAX)
+                    && loc_rib.route_of(&p, Some(id)).is_none()
                 {
                     match mp.action {
                         MaxPrefixAction::DropExcess => {
@@ -781,17 +811,12 @@ impl Speaker {
                 attrs: attrs.clone(),
                 next_hop,
             };
-            peer.adj_in.insert(p, path.clone());
-            set_route(
-                loc_rib,
-                dirty,
-                p,
-                Some(id),
-                Some(Candidate { source, path }),
-            );
+            if !loc_rib.set(p, Some(id), Some(path)) {
+                peer.received += 1;
+            }
         }
         if let Some(mp) = import.max_prefix {
-            let count = peer.adj_in.len();
+            let count = peer.received;
             let at = usize::try_from(mp.warning_at()).unwrap_or(usize::MAX);
             if count >= at && !peer.prefix_warned {
                 peer.prefix_warned = true;
@@ -816,61 +841,95 @@ impl Speaker {
         None
     }
 
-    /// Ends a call: turns touched prefixes into a [`Event::RoutesChanged`] and Adj-RIB-Out
-    /// changes, then sends every peer its pending UPDATEs.
+    /// Ends a call: turns the prefixes it changed into a [`Event::RoutesChanged`] and
+    /// UPDATEs, then sends every peer what was staged for it.
     fn finish(&mut self, out: &mut Vec<Output>) {
         let asn = self.config.asn;
-        if !self.dirty.is_empty() {
-            // (prefix, selected before, selected now), kept up to date by `set_route`.
-            let touched: Vec<(IpNet, Option<Candidate>, Option<Candidate>)> = self
-                .dirty
-                .drain()
-                .filter(|(_, (old, new))| old != new)
-                .map(|(p, (old, new))| (p, old, new))
-                .collect();
-            // Changes go out in prefix order; sorting indices moves 8 bytes per entry where
-            // sorting the entries moved ~200 (a tenth of the relay's time in memmove and
-            // sort). Staging for export needs no order (the Adj-RIB-Out queue is sorted).
-            let mut order: Vec<usize> = (0..touched.len()).collect();
-            order.sort_unstable_by_key(|&i| touched.get(i).map(|t| t.0));
+        let touched = self.loc_rib.take_touched();
+        if !touched.is_empty() {
             let mut changes = Vec::new();
-            for (p, old, new) in order.iter().filter_map(|&i| touched.get(i)) {
-                let peer = new.as_ref().and_then(|c| c.source.peer());
-                let old = old.as_ref().and_then(|c| self.to_rib(*p, c));
-                let new = new.as_ref().and_then(|c| self.to_rib(*p, c));
+            let mut caches: Vec<ExportCache> =
+                self.peers.iter().map(|_| ExportCache::default()).collect();
+            for t in &touched {
+                let now = self.loc_rib.selected_at(t);
+                let before = t.before.as_ref();
+                if before == now {
+                    continue;
+                }
+                let old = before.and_then(|e| self.to_rib(t.prefix, e));
+                let new = now.and_then(|e| self.to_rib(t.prefix, e));
                 if old != new {
                     changes.push(RouteChange {
-                        prefix: *p,
+                        prefix: t.prefix,
                         old,
                         new,
-                        peer,
+                        peer: now.and_then(Entry::peer),
                     });
+                }
+                for ((i, slot), cache) in self.peers.iter_mut().enumerate().zip(&mut caches) {
+                    let Some(peer) = slot.as_mut() else { continue };
+                    let Some(up) = &peer.up else { continue };
+                    let mut export = |e| {
+                        export(
+                            asn,
+                            PeerId(i),
+                            peer.session.config(),
+                            &up.negotiated,
+                            &self.loc_rib,
+                            &t.prefix,
+                            e,
+                            cache,
+                        )
+                    };
+                    let was = export(before);
+                    let now = export(now);
+                    if was != now {
+                        peer.adj_out.stage(t.prefix, was.is_some(), now);
+                    }
                 }
             }
             if !changes.is_empty() {
                 out.push(Output::Event(Event::RoutesChanged(changes)));
             }
-            for (i, slot) in self.peers.iter_mut().enumerate() {
-                let Some(peer) = slot.as_mut() else { continue };
-                let Some(up) = &peer.up else { continue };
-                let mut cache = ExportCache::default();
-                for (p, _, best) in &touched {
-                    let path = export(
-                        asn,
-                        PeerId(i),
-                        peer.session.config(),
-                        &up.negotiated,
-                        p,
-                        best.as_ref(),
-                        &mut cache,
-                    );
-                    peer.adj_out.stage(*p, path);
-                }
-            }
         }
+        self.loc_rib.settle(touched);
         for (i, slot) in self.peers.iter_mut().enumerate() {
             let Some(peer) = slot.as_mut() else { continue };
-            if peer.up.is_none() || (peer.adj_out.pending() == 0 && peer.eor_pending.is_empty()) {
+            let Some(up) = &peer.up else { continue };
+            let id = PeerId(i);
+            let dumping: Vec<Family> = peer.adj_out.dumping().collect();
+            if !dumping.is_empty() {
+                let mut cache = ExportCache::default();
+                let mut count = [0usize; 2];
+                for (p, e) in self.loc_rib.selected() {
+                    let family = Family::of(&p);
+                    if !dumping.contains(&family) {
+                        continue;
+                    }
+                    let cfg = peer.session.config();
+                    let Some(path) = export(
+                        asn,
+                        id,
+                        cfg,
+                        &up.negotiated,
+                        &self.loc_rib,
+                        &p,
+                        Some(e),
+                        &mut cache,
+                    ) else {
+                        continue;
+                    };
+                    if let Some(c) = count.get_mut(family.index()) {
+                        *c += 1;
+                    }
+                    peer.adj_out.dump_one(p, path);
+                }
+                for f in dumping {
+                    peer.adj_out
+                        .dumped(f, count.get(f.index()).copied().unwrap_or(0));
+                }
+            }
+            if !peer.adj_out.has_pending() && peer.eor_pending.is_empty() {
                 continue;
             }
             let mut bytes = Vec::new();
@@ -884,29 +943,8 @@ impl Speaker {
             };
             messages += rib::end_of_rib(&peer.eor_pending, &mut bytes);
             peer.eor_pending.clear();
-            let id = PeerId(i);
             let so = peer.session.send_updates(bytes, messages);
             out.extend(so.into_iter().filter_map(|o| map_transport(id, o)));
-        }
-    }
-}
-
-/// Sets or removes `source`'s candidate for `prefix`, remembering the selected route the
-/// call started with.
-fn set_route(
-    loc_rib: &mut LocRib,
-    dirty: &mut PrefixMap<(Option<Candidate>, Option<Candidate>)>,
-    prefix: IpNet,
-    source: Option<PeerId>,
-    cand: Option<Candidate>,
-) {
-    let (old, new) = loc_rib.replace(prefix, source, cand);
-    // The first change of a call records what was selected before it; every change, what is
-    // selected now.
-    match dirty.entry(prefix) {
-        std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().1 = new,
-        std::collections::hash_map::Entry::Vacant(e) => {
-            e.insert((old, new));
         }
     }
 }
@@ -928,13 +966,15 @@ fn map_transport(peer: PeerId, o: neighbor::Output) -> Option<Output> {
 
 /// What `to` should be sent for `prefix` given the Loc-RIB's selection (RFC 4271 §9.1.3,
 /// §5.1): `None` means nothing (withdraw if it was sent).
+#[allow(clippy::too_many_arguments)]
 fn export(
     local_as: u32,
     to: PeerId,
     cfg: &PeerConfig,
     n: &Negotiated,
+    loc_rib: &LocRib,
     prefix: &IpNet,
-    best: Option<&Candidate>,
+    best: Option<&Entry>,
     cache: &mut ExportCache,
 ) -> Option<Path> {
     let best = best?;
@@ -975,7 +1015,8 @@ fn export(
             }
         }
     };
-    let next_hop = match best.source {
+    let source = loc_rib.source(best);
+    let next_hop = match source {
         PathSource::Local => self_nh()?,
         PathSource::Peer {
             id,
@@ -1012,7 +1053,7 @@ fn export(
                 a.local_pref = None;
                 // RFC 4271 §5.1.4: a MED received from a neighbouring AS is not passed to
                 // another one; a locally originated route keeps its own.
-                if best.source != PathSource::Local {
+                if source != PathSource::Local {
                     a.med = None;
                 }
             } else {

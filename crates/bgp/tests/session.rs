@@ -113,9 +113,9 @@ fn ipv4_and_ipv6_routes_both_ways_then_withdraw() {
     assert_eq!(cand.path.attrs.local_pref, Some(100));
     assert_eq!(cand.source.peer(), Some(pa));
     // The two IPv4 prefixes of B share attributes: one UPDATE carried both.
-    let ri = n.nodes[A].speaker.adj_rib_in(pa).unwrap();
-    let a1 = &ri.get(&net("10.2.0.0/24")).unwrap().path.attrs;
-    let a2 = &ri.get(&net("10.2.1.0/24")).unwrap().path.attrs;
+    let ri = n.nodes[A].speaker.received(pa).unwrap();
+    let get = |p: &str| &ri.iter().find(|r| r.0 == net(p)).unwrap().1.path.attrs;
+    let (a1, a2) = (get("10.2.0.0/24"), get("10.2.1.0/24"));
     assert!(std::sync::Arc::ptr_eq(a1, a2));
     // rib_routes() lists the same routes as the table.
     assert_eq!(n.nodes[A].speaker.rib_routes().len(), 3);
@@ -218,7 +218,7 @@ fn route_refresh_resends_adj_rib_out() {
     let updates_after = n.nodes[A].speaker.session(pa).unwrap().stats().updates_in;
     assert_eq!(updates_after, updates_before + 1, "one IPv4 UPDATE re-sent");
     assert!(n.nodes[B].sent.len() > sent_before);
-    assert_eq!(n.nodes[B].speaker.adj_rib_out(pb).unwrap().len(), 2);
+    assert_eq!(n.nodes[B].speaker.advertised_count(pb).unwrap(), 2);
     n.with(A, |s| s.request_refresh(pa, Family::Ipv6Unicast));
     n.run_for(secs(1));
     assert_eq!(
@@ -409,7 +409,7 @@ fn three_speakers_relay_with_as_path() {
     assert_eq!(c.path.next_hop.addr, common::ip("10.0.0.2"));
     // A's own route is not sent back to A (loop) and C does not send it back to B.
     let pab = n.peer_of(0, 0);
-    assert!(n.nodes[0].speaker.adj_rib_in(pab).unwrap().is_empty());
+    assert!(n.nodes[0].speaker.received(pab).unwrap().is_empty());
     // The link A-B dies: C loses the route through B at once.
     n.cut(0);
     n.input(1, 0, Input::TransportDown);

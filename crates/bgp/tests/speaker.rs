@@ -509,7 +509,7 @@ fn graceful_restart_keeps_stale_routes_until_end_of_rib() {
     lab.input(p, Input::TcpFailed);
     assert!(lab.has("10.1.0.0/24") && lab.has("10.1.1.0/24"));
     assert!(!lab.has("2001:db8:1::/48"));
-    assert_eq!(lab.s.adj_rib_in(id).unwrap().stale_count(), 2);
+    assert_eq!(lab.s.stale_count(id).unwrap(), 2);
     assert!(lab
         .timers
         .contains(&(id, Timer::GracefulRestart, Some(Duration::from_secs(90)))));
@@ -531,7 +531,7 @@ fn graceful_restart_keeps_stale_routes_until_end_of_rib() {
         !lab.has("10.1.1.0/24"),
         "not re-sent before End-of-RIB: flushed"
     );
-    assert_eq!(lab.s.adj_rib_in(id).unwrap().stale_count(), 0);
+    assert_eq!(lab.s.stale_count(id).unwrap(), 0);
     assert!(lab.timers.contains(&(id, Timer::GracefulRestart, None)));
 }
 
@@ -625,7 +625,7 @@ fn export_policy_change_withdraws_and_prefix_filter_applies() {
         let out = lab.s.originate(net(pfx), LocalRoute::default());
         lab.apply(out);
     }
-    assert_eq!(lab.s.adj_rib_out(lab.peers[p].id).unwrap().len(), 2);
+    assert_eq!(lab.s.advertised_count(lab.peers[p].id).unwrap(), 2);
     lab.sent(p);
     let policy = ExportPolicy {
         filter: Some(bgp::policy::PrefixFilter::permit_exact([net(

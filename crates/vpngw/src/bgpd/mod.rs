@@ -484,22 +484,20 @@ impl Driver {
             med: path.attrs.med,
             local_pref: path.attrs.local_pref,
         };
-        let mut v: Vec<BgpRoute> = match dir {
+        Some(match dir {
             RouteDir::Received => self
                 .speaker
-                .adj_rib_in(id)?
+                .received(id)?
                 .iter()
                 .map(|(p, r)| view(p, &r.path))
                 .collect(),
             RouteDir::Advertised => self
                 .speaker
-                .adj_rib_out(id)?
+                .advertised(id)?
                 .iter()
                 .map(|(p, path)| view(p, path))
                 .collect(),
-        };
-        v.sort_by_key(|r| r.prefix);
-        Some(v)
+        })
     }
 
     fn fire_timers(&mut self) {
@@ -807,8 +805,8 @@ impl Driver {
                     established_seconds: p.established_at.map(|t| t.elapsed().as_secs()),
                     peer_router_id: n.map(|n| n.peer_id.to_string()),
                     hold_time: n.map(|n| n.hold_time.as_secs()),
-                    prefixes_received: self.speaker.adj_rib_in(p.id).map_or(0, |r| r.len()),
-                    prefixes_advertised: self.speaker.adj_rib_out(p.id).map_or(0, |r| r.len()),
+                    prefixes_received: self.speaker.received_count(p.id).unwrap_or(0),
+                    prefixes_advertised: self.speaker.advertised_count(p.id).unwrap_or(0),
                     updates_in: s.stats().updates_in,
                     updates_out: s.stats().updates_out,
                     flaps: p.flaps,
