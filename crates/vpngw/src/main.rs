@@ -496,6 +496,15 @@ fn status(lab: &Lab, json: bool) -> Result<ExitCode> {
                     println!("published: {} by {}", p.prefix, p.gateway);
                 }
             }
+            let d = &s.dc_asn;
+            if d.vbr.is_some() || !d.gateways.is_empty() {
+                let mut sessions: Vec<String> = d.vbr.iter().map(|a| format!("VBR {a}")).collect();
+                sessions.extend(d.gateways.iter().map(|(k, a)| format!("{k} {a}")));
+                println!("data center's AS: {}", sessions.join(", "));
+            }
+            for w in &d.warnings {
+                println!("WARNING: {w}");
+            }
         } else if state == "partial" {
             println!("run `vpngw lab --name {} down` to clean up", lab.name);
         }

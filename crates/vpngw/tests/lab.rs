@@ -96,6 +96,23 @@ fn kernel_route(ns: &str, prefix: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Polls `done` every 50 ms until it holds; fails naming `what` after `limit`. Returns how
+/// long it took.
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let t = std::time::Instant::now();
+    while !done() {
+        assert!(t.elapsed() < limit, "{what}: not after {limit:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+    t.elapsed()
+}
+
+/// Waits until the kernel route for `prefix` in namespace `ns` says `want`.
+fn wait_route(ns: &str, prefix: &str, want: &str, limit: Duration) -> Duration {
+    let what = format!("{ns}'s route {prefix} to contain {want:?}");
+    wait_until(limit, &what, || kernel_route(ns, prefix).contains(want))
+}
+
 /// Takes the lab down when a test ends, pass or fail.
 struct Down<'a>(&'a str);
 
@@ -415,14 +432,7 @@ publish = true
             .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
             .spawn()
             .unwrap();
-        let t = std::time::Instant::now();
-        while !api.exists() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "daemon did not start"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(Duration::from_secs(10), "the daemon's API", || api.exists());
         child
     };
     let route = |args: &[&str]| -> Output {
@@ -436,15 +446,12 @@ publish = true
     };
     let vpc_route = || kernel_route("vt-pubd-vpc", "192.168.10.0/24");
     let wait_vpc = |want: &str| {
-        let t = std::time::Instant::now();
-        while !vpc_route().contains(want) {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "VPC route never became {want}: {}",
-                vpc_route()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_route(
+            "vt-pubd-vpc",
+            "192.168.10.0/24",
+            want,
+            Duration::from_secs(10),
+        );
     };
 
     let mut daemon = start_daemon();
@@ -593,18 +600,8 @@ fn withdraw_when_down_follows_the_tunnel_after_a_reload() {
     let _ = vpngw(lab, &["down"]);
     ok(lab, &["up"]);
     let vpc_route = || kernel_route("vt-wwd-vpc", "192.168.10.0/24");
-    let wait_vpc = |want: &str, limit: Duration| {
-        let t = std::time::Instant::now();
-        while !vpc_route().contains(want) {
-            assert!(
-                t.elapsed() < limit,
-                "VPC route never became {want}: {}",
-                vpc_route()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-        t.elapsed()
-    };
+    let wait_vpc =
+        |want: &str, limit: Duration| wait_route("vt-wwd-vpc", "192.168.10.0/24", want, limit);
     wait_vpc("via 172.16.1.2", Duration::from_secs(5));
 
     let config = Path::new("/run/vpngw-lab/vt-wwd/vpngw/vpngw.toml");
@@ -695,14 +692,12 @@ fn method_2_bgp_routes_leave_the_vpc_within_1s_of_the_tunnel_going_down() {
         declared.elapsed()
     );
     ok(lab, &["heal", "tunnel"]);
-    let back = std::time::Instant::now();
-    while !vpc_route().contains("via 172.16.1.2") {
-        assert!(
-            back.elapsed() < Duration::from_secs(10),
-            "never published again"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_route(
+        "vt-bgpw-vpc",
+        "192.168.10.0/24",
+        "via 172.16.1.2",
+        Duration::from_secs(10),
+    );
 }
 
 /// Runs `f` on a thread inside the lab node's namespace (for sockets there).
@@ -766,4 +761,83 @@ fn the_tunnel_mtu_is_signalled_and_tcp_mss_clamped() {
     // 1400 - 40 = 1360 on the SYN; the kernel reports it less any options it uses.
     assert!(mss <= 1360, "MSS {mss}: not clamped to the tunnel");
     assert!(mss >= 1300, "MSS {mss}");
+}
+
+/// `POST`s `body` to the lab controller's API; returns the status code and the body.
+fn post_controller(lab: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let sock = Path::new("/run/vpngw-lab")
+        .join(lab)
+        .join("controller.sock");
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: controller\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let code = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (code, body.to_owned())
+}
+
+/// The seed's ASN rule: the cloud learns the AS the data center uses toward the VBR (its
+/// session over the line) and toward the VPN gateway (the session over the tunnel) from the
+/// sessions themselves, and warns when they differ, since the routes would then flap.
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn method_3_checks_the_data_center_uses_one_asn_toward_the_vbr_and_the_gateway() {
+    let lab = "vt-dcas";
+    let _down = Down(lab);
+    let _ = vpngw(lab, &["down"]);
+    ok(lab, &["up", "--method", "3"]);
+    let dc_asn = || -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&ok(lab, &["status", "--json"])).unwrap();
+        v["controller"]["dc_asn"].clone()
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "both sessions with the data center up",
+        || {
+            let d = dc_asn();
+            d["vbr"] == 65001 && d["gateways"]["vpngw/tunnel"] == 65001
+        },
+    );
+    assert_eq!(dc_asn()["warnings"], serde_json::json!([]));
+    assert!(ok(lab, &["status"]).contains("data center's AS: VBR 65001, vpngw/tunnel 65001"));
+
+    // A second data-center router peers with the VPN gateway from another AS.
+    let second =
+        |peer_as: &str| format!(r#"{{"gateway":"vpngw","neighbor":"dc-2","peer_as":{peer_as}}}"#);
+    let (code, body) = post_controller(lab, "/v1/dc-asn", &second("65002"));
+    assert_eq!(code, 200, "{body}");
+    let w = dc_asn()["warnings"].clone();
+    assert_eq!(w.as_array().map(Vec::len), Some(1), "{w}");
+    let line = w[0].as_str().unwrap();
+    assert!(
+        line.starts_with("vpngw/dc-2: ") && line.contains("AS 65001 toward the VBR but AS 65002"),
+        "{line}"
+    );
+    assert!(ok(lab, &["status"]).contains("WARNING: vpngw/dc-2"));
+
+    // A node that is not a VPN gateway is refused, and changes nothing.
+    let (code, _) = post_controller(
+        lab,
+        "/v1/dc-asn",
+        r#"{"gateway":"vbr","neighbor":"x","peer_as":1}"#,
+    );
+    assert_eq!(code, 404);
+    assert_eq!(dc_asn()["warnings"], w);
+
+    // That session ends: the warning goes.
+    let (code, _) = post_controller(lab, "/v1/dc-asn", &second("null"));
+    assert_eq!(code, 200);
+    assert_eq!(dc_asn()["warnings"], serde_json::json!([]));
 }

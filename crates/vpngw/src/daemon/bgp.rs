@@ -123,6 +123,7 @@ pub(crate) fn start(
         names: b.neighbors.iter().map(|n| n.name.clone()).collect(),
         conn_of: b.neighbors.iter().map(|n| n.connection.clone()).collect(),
         publish: b.neighbors.iter().map(|n| n.publish).collect(),
+        remote_as: b.neighbors.iter().map(|n| n.remote_as).collect(),
         children: HashMap::new(),
         selected: BTreeMap::new(),
         engine,
@@ -158,6 +159,9 @@ struct Tie {
     conn_of: Vec<Option<String>>,
     /// Per peer id: whether what it teaches is published.
     publish: Vec<bool>,
+    /// Per peer id: its AS, told to the fabric for the data-center ASN check while its
+    /// session is up (published neighbours only: they are the data center's routers).
+    remote_as: Vec<u32>,
     /// Installed child SAs (inbound SPIs) per connection.
     children: HashMap<String, BTreeSet<u32>>,
     /// Prefixes whose selected route is a peer's, and that peer.
@@ -263,7 +267,7 @@ impl Tie {
         }
     }
 
-    fn notice(&mut self, n: Notice, fabric: &mpsc::UnboundedSender<(IpNet, bool)>) {
+    fn notice(&mut self, n: Notice, fabric: &mpsc::UnboundedSender<ToFabric>) {
         let changes = match n {
             Notice::Selected(changes) => changes,
             Notice::Established { peer } => {
@@ -273,9 +277,13 @@ impl Tie {
                             .insert(c.clone(), tokio::time::Instant::now());
                     }
                 }
+                self.tell_peer_as(peer, true, fabric);
                 return;
             }
-            Notice::Down { .. } => return,
+            Notice::Down { peer, .. } => {
+                self.tell_peer_as(peer, false, fabric);
+                return;
+            }
         };
         let mut touched = BTreeSet::new();
         for (prefix, owner) in changes {
@@ -302,17 +310,48 @@ impl Tie {
                     touched.insert(c.clone());
                 }
             }
-            let published = |p: Option<PeerId>| {
-                p.is_some_and(|p| self.publish.get(p.0).copied().unwrap_or(false))
-            };
-            let (was, is) = (published(old), published(owner));
+            let (was, is) = (self.publishes(old, &prefix), self.publishes(owner, &prefix));
             if was != is && !self.statics.contains(&prefix) {
-                let _ = fabric.send((prefix, is));
+                let _ = fabric.send(ToFabric::Route(prefix, is));
             }
         }
         for conn in touched {
             self.send_learned(conn);
         }
+    }
+
+    /// Whether `prefix`, selected from `peer`, goes into the fabric: the neighbour publishes,
+    /// and the route is one the engine takes (not its tunnel's own peer).
+    fn publishes(&self, peer: Option<PeerId>, prefix: &IpNet) -> bool {
+        peer.is_some_and(|p| {
+            self.publish.get(p.0).copied().unwrap_or(false)
+                && !self
+                    .conn_of
+                    .get(p.0)
+                    .and_then(Option::as_deref)
+                    .is_some_and(|c| self.is_tunnel_peer(c, prefix))
+        })
+    }
+
+    /// Whether `prefix` is the host route of `conn`'s own peer: routed into the tunnel, it
+    /// would carry the tunnel's own packets.
+    fn is_tunnel_peer(&self, conn: &str, prefix: &IpNet) -> bool {
+        prefix.prefix_len() == prefix.max_prefix_len()
+            && self.outer.get(conn).is_some_and(|o| prefix.contains(o))
+    }
+
+    /// Tells the fabric the data center's AS on `peer`'s session, or that it ended.
+    fn tell_peer_as(&self, peer: PeerId, up: bool, fabric: &mpsc::UnboundedSender<ToFabric>) {
+        if !self.publish.get(peer.0).copied().unwrap_or(false) {
+            return;
+        }
+        let (Some(name), Some(asn)) = (self.names.get(peer.0), self.remote_as.get(peer.0)) else {
+            return;
+        };
+        let _ = fabric.send(ToFabric::PeerAs {
+            neighbor: name.clone(),
+            peer_as: up.then_some(*asn),
+        });
     }
 
     /// Whether a route of `peer` that BGP just withdrew is to be held: its connection blocks
@@ -328,7 +367,7 @@ impl Tie {
     fn release_held(
         &mut self,
         now: tokio::time::Instant,
-        fabric: &mpsc::UnboundedSender<(IpNet, bool)>,
+        fabric: &mpsc::UnboundedSender<ToFabric>,
     ) {
         let ready: BTreeSet<String> = self
             .back_since
@@ -349,9 +388,8 @@ impl Tie {
             .collect();
         for (prefix, p) in &gone {
             self.held.remove(prefix);
-            let published = self.publish.get(p.0).copied().unwrap_or(false);
-            if published && !self.statics.contains(prefix) {
-                let _ = fabric.send((*prefix, false));
+            if self.publishes(Some(*p), prefix) && !self.statics.contains(prefix) {
+                let _ = fabric.send(ToFabric::Route(*prefix, false));
             }
         }
         for conn in ready {
@@ -361,7 +399,6 @@ impl Tie {
 
     /// The engine's routes into `conn`: what BGP selected over it, and what it holds.
     fn send_learned(&self, conn: String) {
-        let outer = self.outer.get(&conn).copied();
         let prefixes = self
             .selected
             .iter()
@@ -372,8 +409,7 @@ impl Tie {
                 // A wider prefix holding the tunnel's own peer is fine (the engine pins a
                 // host route to the peer first); the peer's own host route into its own
                 // tunnel is not, as a [[route]] may not be.
-                let loops = prefix.prefix_len() == prefix.max_prefix_len()
-                    && outer.is_some_and(|o| prefix.contains(&o));
+                let loops = self.is_tunnel_peer(&conn, prefix);
                 if loops {
                     tracing::warn!(connection = %conn, %prefix, "BGP route not installed: it is the tunnel's peer address");
                 }
@@ -386,30 +422,63 @@ impl Tie {
     }
 }
 
+/// What the daemon tells the fabric controller about BGP.
+#[derive(Debug, PartialEq, Eq)]
+enum ToFabric {
+    /// Publish (`true`) or withdraw a learned prefix.
+    Route(IpNet, bool),
+    /// The data center's AS on a neighbour's session, `None` once the session is down: the
+    /// cloud checks it against the AS the data center uses toward the VBR.
+    PeerAs {
+        neighbor: String,
+        peer_as: Option<u32>,
+    },
+}
+
 /// Tells the fabric, in order, what BGP publishes and withdraws; the client blocks, so each
 /// call runs off the runtime. A refusal is logged and retried once after a second.
-async fn publisher(
-    socket: PathBuf,
-    gateway: String,
-    mut rx: mpsc::UnboundedReceiver<(IpNet, bool)>,
-) {
-    while let Some((prefix, on)) = rx.recv().await {
+async fn publisher(socket: PathBuf, gateway: String, mut rx: mpsc::UnboundedReceiver<ToFabric>) {
+    while let Some(msg) = rx.recv().await {
         for attempt in 0..2 {
             let (s, g) = (socket.clone(), gateway.clone());
-            let r = tokio::task::spawn_blocking(move || {
-                super::gateway::tell_fabric(&s, &g, prefix, on)
-            })
-            .await;
-            match r {
+            let what = match &msg {
+                ToFabric::Route(prefix, on) => format!(
+                    "BGP route {prefix} {}",
+                    if *on {
+                        "published into"
+                    } else {
+                        "withdrawn from"
+                    }
+                ),
+                ToFabric::PeerAs { neighbor, peer_as } => match peer_as {
+                    Some(a) => format!("neighbor {neighbor}'s AS {a} told to"),
+                    None => format!("neighbor {neighbor}'s session end told to"),
+                },
+            };
+            let call = match &msg {
+                ToFabric::Route(prefix, on) => {
+                    let (prefix, on) = (*prefix, *on);
+                    tokio::task::spawn_blocking(move || {
+                        super::gateway::tell_fabric(&s, &g, prefix, on)
+                    })
+                }
+                ToFabric::PeerAs { neighbor, peer_as } => {
+                    let (n, a) = (neighbor.clone(), *peer_as);
+                    tokio::task::spawn_blocking(move || {
+                        super::gateway::tell_fabric_peer_as(&s, &g, &n, a)
+                    })
+                }
+            };
+            match call.await {
                 Ok(Ok(())) => {
-                    tracing::info!(%prefix, published = on, "BGP route {} the fabric", if on { "published into" } else { "withdrawn from" });
+                    tracing::info!("{what} the fabric");
                     break;
                 }
                 Ok(Err(e)) if attempt == 0 => {
-                    tracing::warn!(%prefix, "telling the fabric: {e:#}; retrying");
+                    tracing::warn!("{what} the fabric: {e:#}; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
-                Ok(Err(e)) => tracing::error!(%prefix, published = on, "telling the fabric: {e:#}"),
+                Ok(Err(e)) => tracing::error!("{what} the fabric: {e:#}"),
                 Err(e) => tracing::error!("telling the fabric: {e}"),
             }
         }
@@ -497,6 +566,7 @@ mod tests {
             names: vec!["dc1".into(), "dc2".into(), "line".into()],
             conn_of: vec![Some("dc1".into()), Some("dc2".into()), None],
             publish: vec![true, false, true],
+            remote_as: vec![65001, 65001, 65001],
             children: HashMap::new(),
             selected: BTreeMap::new(),
             engine,
@@ -523,7 +593,7 @@ mod tests {
             proposal: String::new(),
         });
         t.notice(Notice::Selected(vec![(p, Some(PeerId(0)))]), &fabric);
-        assert_eq!(drain(&mut published), [(p, true)]);
+        assert_eq!(routes(&mut published), [(p, true)]);
         drain(&mut engine);
 
         // The tunnel goes, BGP withdraws: the route stays routed and published.
@@ -533,7 +603,7 @@ mod tests {
         });
         t.notice(Notice::Selected(vec![(p, None)]), &fabric);
         assert!(drain(&mut engine).is_empty());
-        assert!(drain(&mut published).is_empty());
+        assert!(routes(&mut published).is_empty());
 
         // Back, but the peer no longer announces it: released after HOLD_RELEASE.
         t.notice(Notice::Established { peer: PeerId(0) }, &fabric);
@@ -548,11 +618,22 @@ mod tests {
                 prefixes: vec![]
             }]
         );
-        assert_eq!(drain(&mut published), [(p, false)]);
+        assert_eq!(routes(&mut published), [(p, false)]);
     }
 
     fn drain<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Vec<T> {
         std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    /// The publications and withdrawals sent to the fabric.
+    fn routes(rx: &mut mpsc::UnboundedReceiver<ToFabric>) -> Vec<(IpNet, bool)> {
+        drain(rx)
+            .into_iter()
+            .filter_map(|m| match m {
+                ToFabric::Route(p, on) => Some((p, on)),
+                ToFabric::PeerAs { .. } => None,
+            })
+            .collect()
     }
 
     fn child(up: bool, conn: &str, spi_in: u32) -> EngineEvent {
@@ -605,6 +686,45 @@ mod tests {
     }
 
     #[test]
+    fn the_tunnel_peers_own_host_route_is_neither_routed_nor_published() {
+        let (mut t, _, mut engine) = tie();
+        let (fabric, mut published) = mpsc::unbounded_channel();
+        let peer: IpNet = "10.0.0.1/32".parse().unwrap();
+        t.notice(Notice::Selected(vec![(peer, Some(PeerId(0)))]), &fabric);
+        assert_eq!(
+            drain(&mut engine),
+            [EngineCommand::SetLearned {
+                conn: "dc1".into(),
+                prefixes: vec![]
+            }]
+        );
+        assert!(routes(&mut published).is_empty());
+        t.notice(Notice::Selected(vec![(peer, None)]), &fabric);
+        assert!(routes(&mut published).is_empty());
+    }
+
+    #[test]
+    fn the_data_centers_as_goes_to_the_fabric_for_published_neighbors_only() {
+        let (mut t, _, _) = tie();
+        let (fabric, mut told) = mpsc::unbounded_channel();
+        for peer in [PeerId(0), PeerId(1)] {
+            t.notice(Notice::Established { peer }, &fabric);
+        }
+        t.notice(
+            Notice::Down {
+                peer: PeerId(0),
+                reason: "hold timer expired".into(),
+            },
+            &fabric,
+        );
+        let peer_as = |a| ToFabric::PeerAs {
+            neighbor: "dc1".into(),
+            peer_as: a,
+        };
+        assert_eq!(drain(&mut told), [peer_as(Some(65001)), peer_as(None)]);
+    }
+
+    #[test]
     fn selected_routes_go_into_their_connection_and_published_ones_to_the_fabric() {
         let (mut t, _, mut engine) = tie();
         let (fabric, mut published) = mpsc::unbounded_channel();
@@ -638,7 +758,7 @@ mod tests {
         // dc1 publishes (not the [[route]] prefix, whose publication is the operator's);
         // the line neighbour publishes too; dc2 does not.
         assert_eq!(
-            drain(&mut published),
+            routes(&mut published),
             [
                 (p("10.1.0.0/16"), true),
                 (p("10.9.0.0/16"), true),
@@ -662,7 +782,7 @@ mod tests {
             }]
         );
         assert_eq!(
-            drain(&mut published),
+            routes(&mut published),
             [(p("10.1.0.0/16"), false), (p("10.0.0.0/8"), false)]
         );
         // A prefix moving from dc2 to dc1 updates both connections.
@@ -685,7 +805,7 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(drain(&mut published), [(p("10.2.0.0/16"), true)]);
+        assert_eq!(routes(&mut published), [(p("10.2.0.0/16"), true)]);
     }
 
     #[test]

@@ -844,6 +844,23 @@ pub(super) fn tell_fabric(
     Ok(())
 }
 
+/// Tells the fabric controller the data center's AS on `neighbor`'s session (`None`: the
+/// session is down).
+pub(super) fn tell_fabric_peer_as(
+    socket: &std::path::Path,
+    gateway: &str,
+    neighbor: &str,
+    peer_as: Option<u32>,
+) -> anyhow::Result<()> {
+    let body = crate::lab::controller::DcSession {
+        gateway: gateway.to_owned(),
+        neighbor: neighbor.to_owned(),
+        peer_as,
+    };
+    let _: crate::lab::controller::DcAsn = crate::api::post(socket, "/v1/dc-asn", &body)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

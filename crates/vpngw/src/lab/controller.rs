@@ -37,6 +37,66 @@ pub(crate) struct Publication {
     pub(crate) prefix: IpNet,
 }
 
+/// `POST /v1/dc-asn`: a VPN gateway tells the cloud the AS the data center speaks BGP from
+/// on one of its sessions (`peer_as`), or that the session ended (`None`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DcSession {
+    pub(crate) gateway: String,
+    pub(crate) neighbor: String,
+    pub(crate) peer_as: Option<u32>,
+}
+
+/// The data center's AS on each BGP session the cloud has with it while the session is up:
+/// the VBR's over the line (Method 3) and the VPN gateways' over their tunnels. The seed's
+/// rule: the data center uses the same AS toward both, or the cloud learns its prefixes
+/// from two origin ASes and the routes flap.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DcAsn {
+    pub(crate) vbr: Option<u32>,
+    /// By "gateway/neighbor".
+    pub(crate) gateways: BTreeMap<String, u32>,
+    /// Every session whose AS differs from the VBR's, one line each.
+    pub(crate) warnings: Vec<String>,
+}
+
+impl DcAsn {
+    /// Records one session's AS (`None`: it ended) and returns the warnings that are new.
+    pub(crate) fn set(&mut self, session: DcAsnSession, peer_as: Option<u32>) -> Vec<String> {
+        match (session, peer_as) {
+            (DcAsnSession::Vbr, a) => self.vbr = a,
+            (DcAsnSession::Gateway(k), Some(a)) => {
+                self.gateways.insert(k, a);
+            }
+            (DcAsnSession::Gateway(k), None) => {
+                self.gateways.remove(&k);
+            }
+        }
+        let now: Vec<String> = match self.vbr {
+            None => Vec::new(),
+            Some(v) => self
+                .gateways
+                .iter()
+                .filter_map(|(k, a)| Some(format!("{k}: {}", bgp::check_dc_asn(v, *a)?)))
+                .collect(),
+        };
+        let new = now
+            .iter()
+            .filter(|w| !self.warnings.contains(w))
+            .cloned()
+            .collect();
+        self.warnings = now;
+        new
+    }
+}
+
+/// Which of the cloud's sessions with the data center.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DcAsnSession {
+    Vbr,
+    /// "gateway/neighbor".
+    Gateway(String),
+}
+
 /// `GET /v1/status`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Status {
@@ -45,6 +105,8 @@ pub(crate) struct Status {
     pub(crate) nodes: Vec<String>,
     pub(crate) published: Vec<Publication>,
     pub(crate) pid: u32,
+    #[serde(default)]
+    pub(crate) dc_asn: DcAsn,
 }
 
 /// `GET /v1/state`: enough to rebuild the controller's fabric exactly.
@@ -85,6 +147,7 @@ pub(crate) struct Inner {
     fabric: Fabric,
     /// What is in each node's kernel now, as the controller put it there.
     installed: BTreeMap<String, Vec<KernelRoute>>,
+    dc_asn: DcAsn,
 }
 
 pub(crate) type Shared = Arc<Mutex<Inner>>;
@@ -101,6 +164,7 @@ pub(crate) fn run(lab: Lab) -> Result<()> {
         lab: lab.clone(),
         fabric,
         installed: BTreeMap::new(),
+        dc_asn: DcAsn::default(),
     };
     inner.program_all()?;
     let vbr_fabric = inner.fabric.clone();
@@ -120,6 +184,7 @@ pub(crate) fn run(lab: Lab) -> Result<()> {
             .route("/v1/routes", get(routes))
             .route("/v1/publish", post(publish))
             .route("/v1/withdraw", post(withdraw))
+            .route("/v1/dc-asn", post(dc_asn))
             .with_state(shared);
         tracing::info!(lab = %lab.name, socket = %sock.display(), "fabric controller ready");
         axum::serve(listener, app)
@@ -266,6 +331,7 @@ async fn status(State(shared): State<Shared>) -> Json<Status> {
             .collect(),
         published: publications(&inner.fabric),
         pid: std::process::id(),
+        dc_asn: inner.dc_asn.clone(),
     })
 }
 
@@ -334,6 +400,36 @@ async fn withdraw(
     Json(p): Json<Publication>,
 ) -> Result<Json<Applied>, ApiError> {
     write(&shared, |f| f.withdraw(&p.gateway, p.prefix)).map(Json)
+}
+
+async fn dc_asn(
+    State(shared): State<Shared>,
+    Json(s): Json<DcSession>,
+) -> Result<Json<DcAsn>, ApiError> {
+    {
+        let inner = lock(&shared);
+        let known = inner
+            .fabric
+            .node(&s.gateway)
+            .is_some_and(|n| n.kind == fabric::NodeKind::Gateway);
+        if !known {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("{}: no such VPN gateway in the fabric", s.gateway),
+            ));
+        }
+    }
+    let session = DcAsnSession::Gateway(format!("{}/{}", s.gateway, s.neighbor));
+    Ok(Json(set_dc_asn(&shared, session, s.peer_as)))
+}
+
+/// Records the data center's AS on one session; logs the mismatches this makes new.
+pub(crate) fn set_dc_asn(shared: &Shared, session: DcAsnSession, peer_as: Option<u32>) -> DcAsn {
+    let mut inner = lock(shared);
+    for w in inner.dc_asn.set(session, peer_as) {
+        tracing::warn!("data-center ASN mismatch: {w}");
+    }
+    inner.dc_asn.clone()
 }
 
 /// A change from inside the controller (the VBR's BGP routes), as `write` applies requests.

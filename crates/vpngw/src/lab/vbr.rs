@@ -15,7 +15,7 @@ use fabric::{Fabric, NodeKind, Routing};
 use tokio::sync::watch;
 
 use super::{
-    controller::{write_fabric, Shared},
+    controller::{set_dc_asn, write_fabric, DcAsnSession, Shared},
     gateways::{Plan, CLOUD_AS, DC_AS},
     Lab,
 };
@@ -114,10 +114,13 @@ pub(crate) fn start(
                 }),
                 Notice::Down { reason, .. } => {
                     tracing::info!(%reason, "VBR: BGP session with the data center down");
+                    set_dc_asn(&shared, DcAsnSession::Vbr, None);
                     write_fabric(&shared, |f| Ok(f.forget_all_bgp(&vbr)? > 0))
                 }
                 Notice::Established { .. } => {
                     tracing::info!("VBR: BGP session with the data center established");
+                    // Established means the data center's OPEN carried the AS configured.
+                    set_dc_asn(&shared, DcAsnSession::Vbr, Some(DC_AS));
                     continue;
                 }
             };
