@@ -148,8 +148,15 @@ impl Lab {
             .collect()
     }
 
-    /// Connects peer `p` and exchanges OPEN / KEEPALIVE with `caps` (defaults when None).
+    /// Connects peer `p` and exchanges OPEN / KEEPALIVE with `caps` (defaults when None);
+    /// what the speaker sent on the way is dropped.
     fn establish(&mut self, p: usize, caps: Option<Vec<Capability>>) {
+        self.connect(p, caps);
+        self.sent(p);
+    }
+
+    /// [`Lab::establish`], keeping what the speaker sent (its table dump) for `sent`.
+    fn connect(&mut self, p: usize, caps: Option<Vec<Capability>>) {
         let peer = &self.peers[p];
         let (id, addr, asn, four) = (peer.id, peer.addr, peer.asn, peer.four_octet);
         self.input(p, Input::ManualStart);
@@ -175,7 +182,6 @@ impl Lab {
         self.send(p, &Message::Open(Open::new(asn, 90, bgp_id, caps)));
         self.send(p, &Message::Keepalive);
         assert_eq!(self.s.session(id).unwrap().state(), State::Established);
-        self.sent(p);
     }
 
     fn has(&self, prefix: &str) -> bool {
@@ -711,4 +717,145 @@ fn fsm_error_for_update_before_established() {
         "FSM error, unexpected message in OpenSent"
     );
     assert_eq!(lab.s.session(lab.peers[p].id).unwrap().state(), State::Idle);
+}
+
+mod model {
+    //! The Adj-RIB-Out is not stored: what a peer was sent is taken to be what export gives
+    //! for the Loc-RIB's selection. These runs check that against what the peers really
+    //! received, through random announcements, withdrawals, sessions going down and coming
+    //! back, local routes and export-policy changes.
+
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Peer announces prefix index with an AS path this long.
+        Announce(usize, u8, usize),
+        Withdraw(usize, u8),
+        /// The peer's connection drops; it connects again at once.
+        Flap(usize),
+        Originate(u8),
+        WithdrawLocal(u8),
+        /// Export to the peer only prefixes below this index (`None`: everything).
+        ExportBelow(usize, Option<u8>),
+        /// The peer asks for our routes again (RFC 2918) and, in the same read, announces.
+        RefreshAndAnnounce(usize, u8),
+    }
+
+    fn prefix(i: u8) -> IpNet {
+        IpNet::V4(Ipv4Net::new(Ipv4Addr::new(10, 50, i, 0), 24).unwrap())
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let peer = 0..3usize;
+        let pfx = 0..12u8;
+        prop_oneof![
+            4 => (peer.clone(), pfx.clone(), 1..4usize).prop_map(|(p, i, l)| Op::Announce(p, i, l)),
+            2 => (peer.clone(), pfx.clone()).prop_map(|(p, i)| Op::Withdraw(p, i)),
+            1 => peer.clone().prop_map(Op::Flap),
+            1 => pfx.clone().prop_map(Op::Originate),
+            1 => pfx.clone().prop_map(Op::WithdrawLocal),
+            1 => (peer.clone(), proptest::option::of(pfx.clone()))
+                .prop_map(|(p, b)| Op::ExportBelow(p, b)),
+            1 => (peer, pfx).prop_map(|(p, i)| Op::RefreshAndAnnounce(p, i)),
+        ]
+    }
+
+    /// What peer `p` holds from us, by the UPDATEs it got.
+    fn received_by(lab: &mut Lab, p: usize, held: &mut BTreeSet<IpNet>) {
+        for u in lab.sent_updates(p) {
+            for w in u.withdrawn_prefixes() {
+                held.remove(&w);
+            }
+            for a in u.announced_prefixes() {
+                held.insert(a);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn what_peers_hold_is_what_the_speaker_says_it_advertised(
+            ops in proptest::collection::vec(op(), 1..60)
+        ) {
+            let mut lab = Lab::new(LOCAL_AS);
+            let addrs = ["10.0.0.1", "10.0.0.3", "10.0.0.4"];
+            for (i, a) in addrs.iter().enumerate() {
+                lab.add(a, 65001 + i as u32 * 2, true, |_| {});
+                lab.establish(i, None);
+            }
+            let mut held: Vec<BTreeSet<IpNet>> = vec![BTreeSet::new(); 3];
+            let mut announced: Vec<BTreeMap<IpNet, usize>> = vec![BTreeMap::new(); 3];
+            for op in ops {
+                match op {
+                    Op::Announce(p, i, len) => {
+                        let asn = lab.peers[p].asn;
+                        let path: Vec<u32> = (0..len as u32).map(|k| asn + k * 100).collect();
+                        lab.send(p, &v4_update(&path, addrs[p], &[&prefix(i).to_string()], |_| {}));
+                        announced[p].insert(prefix(i), len);
+                    }
+                    Op::Withdraw(p, i) => {
+                        let u = Update {
+                            withdrawn: vec![prefix(i).to_string().parse().unwrap()],
+                            ..Update::default()
+                        };
+                        lab.send(p, &Message::Update(u));
+                        announced[p].remove(&prefix(i));
+                    }
+                    Op::Flap(p) => {
+                        lab.input(p, Input::TcpFailed);
+                        lab.input(p, Input::ManualStop);
+                        held[p].clear();
+                        announced[p].clear();
+                        lab.sent(p);
+                        lab.connect(p, None);
+                    }
+                    Op::RefreshAndAnnounce(p, i) => {
+                        let cxt = EncodeCxt { four_octet_as: true };
+                        let refresh = bgp::packet::message::RouteRefresh::new(Family::Ipv4Unicast);
+                        let mut bytes = Message::RouteRefresh(refresh).to_bytes(&cxt).unwrap();
+                        let asn = lab.peers[p].asn;
+                        let u = v4_update(&[asn], addrs[p], &[&prefix(i).to_string()], |_| {});
+                        bytes.extend(u.to_bytes(&cxt).unwrap());
+                        lab.send_raw(p, &bytes);
+                        announced[p].insert(prefix(i), 1);
+                    }
+                    Op::Originate(i) => {
+                        let out = lab.s.originate(prefix(i), LocalRoute::default());
+                        lab.apply(out);
+                    }
+                    Op::WithdrawLocal(i) => {
+                        let out = lab.s.withdraw_local(prefix(i));
+                        lab.apply(out);
+                    }
+                    Op::ExportBelow(p, below) => {
+                        let filter = below.map(|b| {
+                            bgp::policy::PrefixFilter::permit_exact((0..b).map(prefix))
+                        });
+                        let policy = ExportPolicy { filter, ..ExportPolicy::permit_all() };
+                        let out = lab.s.set_export_policy(lab.peers[p].id, policy).unwrap();
+                        lab.apply(out);
+                    }
+                }
+                for p in 0..3 {
+                    received_by(&mut lab, p, &mut held[p]);
+                    let id = lab.peers[p].id;
+                    let advertised: BTreeSet<IpNet> =
+                        lab.s.advertised(id).unwrap().into_iter().map(|r| r.0).collect();
+                    prop_assert_eq!(&held[p], &advertised, "peer {}", p);
+                    prop_assert_eq!(lab.s.advertised_count(id), Some(advertised.len()));
+                    let received: BTreeSet<IpNet> =
+                        lab.s.received(id).unwrap().into_iter().map(|r| r.0).collect();
+                    let want: BTreeSet<IpNet> = announced[p].keys().copied().collect();
+                    prop_assert_eq!(&received, &want, "peer {}", p);
+                    prop_assert_eq!(lab.s.received_count(id), Some(want.len()));
+                }
+            }
+        }
+    }
 }
