@@ -333,23 +333,18 @@ impl Speaker {
         let Some(up) = &peer.up else {
             return Some(Vec::new());
         };
+        let export = Export {
+            local_as: self.config.asn,
+            to: id,
+            cfg: peer.session.config(),
+            n: &up.negotiated,
+            loc_rib: &self.loc_rib,
+        };
         let mut cache = ExportCache::default();
         let mut v: Vec<(IpNet, Path)> = self
             .loc_rib
             .selected()
-            .filter_map(|(p, e)| {
-                let path = export(
-                    self.config.asn,
-                    id,
-                    peer.session.config(),
-                    &up.negotiated,
-                    &self.loc_rib,
-                    &p,
-                    Some(e),
-                    &mut cache,
-                )?;
-                Some((p, path))
-            })
+            .filter_map(|(p, e)| Some((p, export.path(&p, Some(e), &mut cache)?)))
             .collect();
         v.sort_unstable_by_key(|r| r.0);
         Some(v)
@@ -519,28 +514,21 @@ impl Speaker {
         let old = peer.session.config().clone();
         peer.session.set_policies(None, Some(policy));
         if let Some(up) = &peer.up {
+            let before = Export {
+                local_as: asn,
+                to: id,
+                cfg: &old,
+                n: &up.negotiated,
+                loc_rib: &self.loc_rib,
+            };
+            let after = Export {
+                cfg: peer.session.config(),
+                ..before
+            };
             let (mut was_cache, mut now_cache) = (ExportCache::default(), ExportCache::default());
             for (p, e) in self.loc_rib.selected() {
-                let was = export(
-                    asn,
-                    id,
-                    &old,
-                    &up.negotiated,
-                    &self.loc_rib,
-                    &p,
-                    Some(e),
-                    &mut was_cache,
-                );
-                let now = export(
-                    asn,
-                    id,
-                    peer.session.config(),
-                    &up.negotiated,
-                    &self.loc_rib,
-                    &p,
-                    Some(e),
-                    &mut now_cache,
-                );
+                let was = before.path(&p, Some(e), &mut was_cache);
+                let now = after.path(&p, Some(e), &mut now_cache);
                 if was != now {
                     peer.adj_out.stage(p, was.is_some(), now);
                 }
@@ -869,20 +857,15 @@ impl Speaker {
                 for ((i, slot), cache) in self.peers.iter_mut().enumerate().zip(&mut caches) {
                     let Some(peer) = slot.as_mut() else { continue };
                     let Some(up) = &peer.up else { continue };
-                    let mut export = |e| {
-                        export(
-                            asn,
-                            PeerId(i),
-                            peer.session.config(),
-                            &up.negotiated,
-                            &self.loc_rib,
-                            &t.prefix,
-                            e,
-                            cache,
-                        )
+                    let export = Export {
+                        local_as: asn,
+                        to: PeerId(i),
+                        cfg: peer.session.config(),
+                        n: &up.negotiated,
+                        loc_rib: &self.loc_rib,
                     };
-                    let was = export(before);
-                    let now = export(now);
+                    let was = export.path(&t.prefix, before, cache);
+                    let now = export.path(&t.prefix, now, cache);
                     if was != now {
                         peer.adj_out.stage(t.prefix, was.is_some(), now);
                     }
@@ -899,6 +882,13 @@ impl Speaker {
             let id = PeerId(i);
             let dumping: Vec<Family> = peer.adj_out.dumping().collect();
             if !dumping.is_empty() {
+                let export = Export {
+                    local_as: asn,
+                    to: id,
+                    cfg: peer.session.config(),
+                    n: &up.negotiated,
+                    loc_rib: &self.loc_rib,
+                };
                 let mut cache = ExportCache::default();
                 let mut count = [0usize; 2];
                 for (p, e) in self.loc_rib.selected() {
@@ -906,17 +896,7 @@ impl Speaker {
                     if !dumping.contains(&family) {
                         continue;
                     }
-                    let cfg = peer.session.config();
-                    let Some(path) = export(
-                        asn,
-                        id,
-                        cfg,
-                        &up.negotiated,
-                        &self.loc_rib,
-                        &p,
-                        Some(e),
-                        &mut cache,
-                    ) else {
+                    let Some(path) = export.path(&p, Some(e), &mut cache) else {
                         continue;
                     };
                     if let Some(c) = count.get_mut(family.index()) {
@@ -964,119 +944,130 @@ fn map_transport(peer: PeerId, o: neighbor::Output) -> Option<Output> {
     })
 }
 
-/// What `to` should be sent for `prefix` given the Loc-RIB's selection (RFC 4271 §9.1.3,
-/// §5.1): `None` means nothing (withdraw if it was sent).
-#[allow(clippy::too_many_arguments)]
-fn export(
+/// Export toward one peer: what it should be sent for a Loc-RIB selection.
+#[derive(Clone, Copy)]
+struct Export<'a> {
     local_as: u32,
     to: PeerId,
-    cfg: &PeerConfig,
-    n: &Negotiated,
-    loc_rib: &LocRib,
-    prefix: &IpNet,
-    best: Option<&Entry>,
-    cache: &mut ExportCache,
-) -> Option<Path> {
-    let best = best?;
-    let family = Family::of(prefix);
-    if !n.families.contains(&family) {
-        return None;
-    }
-    let external = n.external;
-    let attrs = &best.path.attrs;
-    // Well-known communities (RFC 1997).
-    if attrs.has_community(Community::NO_ADVERTISE)
-        || external
-            && (attrs.has_community(Community::NO_EXPORT)
-                || attrs.has_community(Community::NO_EXPORT_SUBCONFED))
-    {
-        return None;
-    }
-    if !cfg.export.permits(prefix, external) {
-        return None;
-    }
-    // Sender-side loop prevention: the peer would drop a path with its own AS.
-    if external && attrs.as_path.contains(n.peer_as) {
-        return None;
-    }
-    let self_nh = || -> Option<NextHop> {
-        match (family, n.local_addr) {
-            (Family::Ipv4Unicast, IpAddr::V4(a)) => Some(NextHop::new(IpAddr::V4(a))),
-            (Family::Ipv4Unicast, IpAddr::V6(_)) => cfg.next_hop_v4.map(|a| NextHop::new(a.into())),
-            (Family::Ipv6Unicast, local) => {
-                let addr = match local {
-                    IpAddr::V6(a) => Some(a),
-                    IpAddr::V4(_) => cfg.next_hop_v6,
-                };
-                addr.map(|a| NextHop {
-                    addr: IpAddr::V6(a),
-                    link_local: cfg.next_hop_v6_link_local,
-                })
-            }
+    cfg: &'a PeerConfig,
+    n: &'a Negotiated,
+    loc_rib: &'a LocRib,
+}
+
+impl Export<'_> {
+    /// What `to` should be sent for `prefix` given the Loc-RIB's selection (RFC 4271
+    /// §9.1.3, §5.1): `None` means nothing (withdraw if it was sent).
+    fn path(&self, prefix: &IpNet, best: Option<&Entry>, cache: &mut ExportCache) -> Option<Path> {
+        let Self {
+            local_as,
+            to,
+            cfg,
+            n,
+            loc_rib,
+        } = *self;
+        let best = best?;
+        let family = Family::of(prefix);
+        if !n.families.contains(&family) {
+            return None;
         }
-    };
-    let source = loc_rib.source(best);
-    let next_hop = match source {
-        PathSource::Local => self_nh()?,
-        PathSource::Peer {
-            id,
-            external: from_external,
-            ..
-        } => {
-            if id == to {
-                // Not back to the peer it came from.
-                return None;
-            }
-            if !from_external && !external {
-                // RFC 4271 §9.2: internal routes are not sent to internal peers (no route
-                // reflection).
-                return None;
-            }
-            if external || cfg.export.next_hop_self {
-                self_nh()?
-            } else {
-                best.path.next_hop
-            }
+        let external = n.external;
+        let attrs = &best.path.attrs;
+        // Well-known communities (RFC 1997).
+        if attrs.has_community(Community::NO_ADVERTISE)
+            || external
+                && (attrs.has_community(Community::NO_EXPORT)
+                    || attrs.has_community(Community::NO_EXPORT_SUBCONFED))
+        {
+            return None;
         }
-    };
-    let key = Arc::as_ptr(attrs) as usize;
-    let out_attrs = match cache.0.get(&key) {
-        Some((_, out)) => out.clone(),
-        None => {
-            let mut a = PathAttrs::clone(attrs);
-            a.next_hop = None;
-            if external {
-                a.as_path = a
-                    .as_path
-                    .prepended(local_as, 1 + usize::from(cfg.export.prepend));
-                // RFC 4271 §5.1.5: no LOCAL_PREF to external peers.
-                a.local_pref = None;
-                // RFC 4271 §5.1.4: a MED received from a neighbouring AS is not passed to
-                // another one; a locally originated route keeps its own.
-                if source != PathSource::Local {
-                    a.med = None;
+        if !cfg.export.permits(prefix, external) {
+            return None;
+        }
+        // Sender-side loop prevention: the peer would drop a path with its own AS.
+        if external && attrs.as_path.contains(n.peer_as) {
+            return None;
+        }
+        let self_nh = || -> Option<NextHop> {
+            match (family, n.local_addr) {
+                (Family::Ipv4Unicast, IpAddr::V4(a)) => Some(NextHop::new(IpAddr::V4(a))),
+                (Family::Ipv4Unicast, IpAddr::V6(_)) => {
+                    cfg.next_hop_v4.map(|a| NextHop::new(a.into()))
                 }
-            } else {
-                a.local_pref = Some(a.local_pref.unwrap_or(rib::DEFAULT_LOCAL_PREF));
-            }
-            if let Some(med) = cfg.export.med {
-                a.med = Some(med);
-            }
-            // RFC 4271 §5: unrecognized optional transitive attributes are passed on with the
-            // Partial bit set; unrecognized non-transitive ones are dropped.
-            a.unknown.retain(|u| u.is_transitive());
-            for u in &mut a.unknown {
-                if !crate::packet::attribute::is_recognized(u.type_code) {
-                    u.flags |= flags::PARTIAL;
+                (Family::Ipv6Unicast, local) => {
+                    let addr = match local {
+                        IpAddr::V6(a) => Some(a),
+                        IpAddr::V4(_) => cfg.next_hop_v6,
+                    };
+                    addr.map(|a| NextHop {
+                        addr: IpAddr::V6(a),
+                        link_local: cfg.next_hop_v6_link_local,
+                    })
                 }
             }
-            let a = Arc::new(a);
-            cache.0.insert(key, (attrs.clone(), a.clone()));
-            a
-        }
-    };
-    Some(Path {
-        attrs: out_attrs,
-        next_hop,
-    })
+        };
+        let source = loc_rib.source(best);
+        let next_hop = match source {
+            PathSource::Local => self_nh()?,
+            PathSource::Peer {
+                id,
+                external: from_external,
+                ..
+            } => {
+                if id == to {
+                    // Not back to the peer it came from.
+                    return None;
+                }
+                if !from_external && !external {
+                    // RFC 4271 §9.2: internal routes are not sent to internal peers (no route
+                    // reflection).
+                    return None;
+                }
+                if external || cfg.export.next_hop_self {
+                    self_nh()?
+                } else {
+                    best.path.next_hop
+                }
+            }
+        };
+        let key = Arc::as_ptr(attrs) as usize;
+        let out_attrs = match cache.0.get(&key) {
+            Some((_, out)) => out.clone(),
+            None => {
+                let mut a = PathAttrs::clone(attrs);
+                a.next_hop = None;
+                if external {
+                    a.as_path = a
+                        .as_path
+                        .prepended(local_as, 1 + usize::from(cfg.export.prepend));
+                    // RFC 4271 §5.1.5: no LOCAL_PREF to external peers.
+                    a.local_pref = None;
+                    // RFC 4271 §5.1.4: a MED received from a neighbouring AS is not passed to
+                    // another one; a locally originated route keeps its own.
+                    if source != PathSource::Local {
+                        a.med = None;
+                    }
+                } else {
+                    a.local_pref = Some(a.local_pref.unwrap_or(rib::DEFAULT_LOCAL_PREF));
+                }
+                if let Some(med) = cfg.export.med {
+                    a.med = Some(med);
+                }
+                // RFC 4271 §5: unrecognized optional transitive attributes are passed on with the
+                // Partial bit set; unrecognized non-transitive ones are dropped.
+                a.unknown.retain(|u| u.is_transitive());
+                for u in &mut a.unknown {
+                    if !crate::packet::attribute::is_recognized(u.type_code) {
+                        u.flags |= flags::PARTIAL;
+                    }
+                }
+                let a = Arc::new(a);
+                cache.0.insert(key, (attrs.clone(), a.clone()));
+                a
+            }
+        };
+        Some(Path {
+            attrs: out_attrs,
+            next_hop,
+        })
+    }
 }
