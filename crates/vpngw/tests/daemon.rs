@@ -1203,6 +1203,11 @@ fn two_daemons_bring_a_tunnel_up_and_show_it() {
         );
     }
 
+    // A 1500-byte underlay carries the default TUN MTU (1400) once encrypted.
+    for log in [da.log(), db.log()] {
+        assert!(!log.contains("path MTU"), "{log}");
+    }
+
     // Stopping `a` deletes its SAs at `b` (DELETE), so `b` reports the tunnel down.
     assert!(a.stop().success());
     let start = Instant::now();
@@ -1559,5 +1564,56 @@ fn bgp_over_the_tunnel_learns_routes_and_withdraws_them_when_the_tunnel_goes() {
         || gone(&a.socket, &na, "10.1.0.0/24"),
     );
     eprintln!("a: learned route withdrawn {took:?} after the tunnel was seen down (DPD)");
+    assert!(a.stop().success());
+}
+
+/// A TUN MTU the underlay cannot carry once encrypted is reported at start, with the MTU to
+/// set; the check follows the kernel's route (its own MTU) at a reload.
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn a_tun_mtu_too_large_for_the_path_is_reported_with_the_mtu_to_set() {
+    let (na, _nb) = ns_pair("vdt-pmtu-a", "vdt-pmtu-b", [&[], &[]]);
+    ip(&["-n", &na.0, "link", "set", "wan", "mtu", "1400"]);
+    let da = Dir::new("pmtu-a");
+    tunnel_config(
+        &da,
+        "10.97.0.1",
+        "10.97.0.2",
+        "10.1.0.0/24",
+        ("169.254.30.1", "169.254.30.2"),
+        false,
+        "",
+    );
+    let a = Daemon::start(&na, &da);
+    // AES-GCM in UDP over IPv4 adds 64 bytes to a 1400-byte packet; 1338 is the most that
+    // fits 1400 (4-byte alignment of the encrypted part).
+    wait_for_log(
+        &da,
+        "connection peer: a 1400-byte packet from the TUN device leaves as a 1464-byte ESP \
+         packet (aes128gcm16), above the 1400-byte path MTU toward 10.97.0.2 (dev wan)",
+    );
+    assert!(
+        da.log().contains("set [gateway] mtu = 1338 or lower"),
+        "{}",
+        da.log()
+    );
+    ip(&[
+        "-n",
+        &na.0,
+        "route",
+        "add",
+        "10.97.0.2",
+        "dev",
+        "wan",
+        "mtu",
+        "1300",
+    ]);
+    a.signal(Signal::SIGHUP);
+    wait_for_log(&da, "above the 1300-byte path MTU toward 10.97.0.2");
+    assert!(
+        da.log().contains("set [gateway] mtu = 1238 or lower"),
+        "{}",
+        da.log()
+    );
     assert!(a.stop().success());
 }

@@ -161,6 +161,7 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
     let unix = api::listen_unix(&cfg.api.socket)?;
     let socket_file = SocketFile(cfg.api.socket.clone());
     let tun = Tun::create(&cfg)?;
+    warn_path_mtu(&cfg);
     let outer = OuterSockets::bind(&cfg).await?;
     let tcp = match &cfg.api.tcp {
         Some(t) => Some(
@@ -335,6 +336,14 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
     outcome.map(|_| ())
 }
 
+/// Logs each connection whose peer cannot take a full TUN-MTU packet once encrypted
+/// ([`tunnel::mtu`]).
+fn warn_path_mtu(cfg: &Config) {
+    for w in tunnel::mtu::warnings(cfg) {
+        tracing::warn!("{w}");
+    }
+}
+
 /// SIGHUP or `POST /v1/reload`: reads the file again and applies what changed. Connections
 /// whose settings are equal keep their SAs; changed ones are deleted and started again;
 /// routes and publications follow. What only a restart can change (`[gateway]`, `[api]`,
@@ -385,6 +394,7 @@ async fn reload(
         "reload of {} applied",
         path.display()
     );
+    warn_path_mtu(&new);
     *running = new;
     Ok(ReloadReport {
         added: d.added,

@@ -28,8 +28,8 @@ use netlink_packet_core::{
 use netlink_packet_route::{
     link::{LinkAttribute, LinkMessage},
     route::{
-        RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol,
-        RouteScope, RouteType, RouteVia,
+        RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric,
+        RouteProtocol, RouteScope, RouteType, RouteVia,
     },
     AddressFamily, RouteNetlinkMessage,
 };
@@ -189,6 +189,42 @@ impl KernelRoutes {
         tracing::info!(%peer, route = %hop, "peer pinned outside its tunnel");
         Ok(hop)
     }
+}
+
+/// The path the kernel takes toward a peer now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PeerPath {
+    /// The largest packet it carries: the route's own MTU (`ip route … mtu N`, or a path
+    /// MTU the kernel learned) when it has one, else its device's.
+    pub(crate) mtu: usize,
+    /// The device, for messages.
+    pub(crate) dev: String,
+}
+
+/// Looks up the kernel's path toward `peer` (RTM_GETROUTE, then RTM_GETLINK for the device).
+pub(crate) fn path_to(peer: IpAddr) -> Result<PeerPath> {
+    let mut rtnl = Rtnl::open().context("opening an rtnetlink socket")?;
+    let answer = rtnl
+        .request(RouteNetlinkMessage::GetRoute(lookup_message(peer)), 0)
+        .map_err(|e| anyhow!("looking up the route to {peer}: {}", explain(&e)))?;
+    let Some(RouteNetlinkMessage::NewRoute(answer)) = answer else {
+        bail!("looking up the route to {peer}: the kernel answered without a route");
+    };
+    let Some((_, oif)) = next_hop_of(&answer) else {
+        bail!("the kernel's route to {peer} names no device");
+    };
+    let route_mtu = answer.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Metrics(m) => m.iter().find_map(|m| match m {
+            RouteMetric::Mtu(v) if *v > 0 => Some(*v),
+            _ => None,
+        }),
+        _ => None,
+    });
+    let (dev, dev_mtu) = rtnl.link(oif)?;
+    Ok(PeerPath {
+        mtu: route_mtu.unwrap_or(dev_mtu) as usize,
+        dev,
+    })
 }
 
 /// Where a route sends packets: a device, through a gateway or directly.
@@ -450,15 +486,26 @@ impl Rtnl {
 
     /// The name of the device with interface index `index`.
     fn link_name(&mut self, index: u32) -> Result<String> {
+        self.link(index).map(|(name, _)| name)
+    }
+
+    /// The name and MTU of the device with interface index `index`.
+    fn link(&mut self, index: u32) -> Result<(String, u32)> {
         let mut m = LinkMessage::default();
         m.header.index = index;
         if let Some(RouteNetlinkMessage::NewLink(l)) =
             self.request(RouteNetlinkMessage::GetLink(m), 0)?
         {
+            let (mut name, mut mtu) = (None, None);
             for a in l.attributes {
-                if let LinkAttribute::IfName(name) = a {
-                    return Ok(name);
+                match a {
+                    LinkAttribute::IfName(n) => name = Some(n),
+                    LinkAttribute::Mtu(m) => mtu = Some(m),
+                    _ => {}
                 }
+            }
+            if let (Some(name), Some(mtu)) = (name, mtu) {
+                return Ok((name, mtu));
             }
         }
         bail!("no device with index {index}")

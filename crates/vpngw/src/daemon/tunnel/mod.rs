@@ -23,6 +23,7 @@ mod engine;
 mod health;
 mod inner;
 mod kernel;
+pub(crate) mod mtu;
 
 pub(crate) use engine::{Engine, EngineCommand, EngineEvent, Reconfigure};
 
