@@ -10,6 +10,7 @@ use super::config::{ConnectionConfig, EndpointConfig};
 use super::ctx::Ctx;
 use super::event::{ChildSaSignal, ConnId, DownReason, Event, SaInfo, SaState, Stats, Transmit};
 use super::ike_sa::{select_for_ke, Action, IkeSa, NATT_PORT};
+use super::table::SaTable;
 use crate::crypto::auth::cookie;
 use crate::crypto::{ct_eq, IkeSuite};
 use crate::error::{Error, Unsupported};
@@ -53,8 +54,8 @@ pub struct Endpoint {
     ctx: Ctx,
     conns: BTreeMap<ConnId, Conn>,
     next_conn: u32,
-    /// By our SPI. A BTreeMap: deterministic iteration, so seeded runs replay exactly.
-    sas: BTreeMap<IkeSpi, IkeSa>,
+    /// By our SPI.
+    sas: SaTable,
     /// Responder SAs by the IKE_SA_INIT request that created them.
     by_init: HashMap<(SocketAddr, IkeSpi), IkeSpi>,
     cookie: CookieSecrets,
@@ -89,7 +90,7 @@ impl Endpoint {
             },
             conns: BTreeMap::new(),
             next_conn: 0,
-            sas: BTreeMap::new(),
+            sas: SaTable::default(),
             by_init: HashMap::new(),
             unprotected_sent: HashMap::new(),
             cookie: CookieSecrets {
@@ -138,6 +139,7 @@ impl Endpoint {
         if !busy {
             self.start(now, id);
         }
+        self.sas.settle();
     }
 
     fn start(&mut self, now: Instant, id: ConnId) {
@@ -169,6 +171,7 @@ impl Endpoint {
                 self.apply(now, spi, actions);
             }
         }
+        self.sas.settle();
     }
 
     /// Rekeys the connection's established IKE SA now (RFC 7296 §2.18), as its soft
@@ -186,6 +189,7 @@ impl Endpoint {
                 self.apply(now, spi, actions);
             }
         }
+        self.sas.settle();
     }
 
     /// A datagram received on UDP 500 or 4500 (for 4500 the caller has already stripped
@@ -197,6 +201,11 @@ impl Endpoint {
         remote: SocketAddr,
         data: &[u8],
     ) {
+        self.datagram(now, local, remote, data);
+        self.sas.settle();
+    }
+
+    fn datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         self.ctx.stats.received += 1;
         self.rotate_cookie_secret(now);
         if data == [0xff] {
@@ -253,25 +262,25 @@ impl Endpoint {
 
     /// Timers: retransmissions, DPD, keepalives, lifetimes, half-open expiry.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<IkeSpi> = self
-            .sas
-            .iter()
-            .filter(|(_, sa)| sa.next_timeout().is_some_and(|t| t <= now))
-            .map(|(k, _)| *k)
-            .collect();
-        for spi in due {
+        self.sas.settle();
+        for spi in self.sas.due(now) {
             if let Some(sa) = self.sas.get_mut(&spi) {
                 let actions = sa.handle_timeout(&mut self.ctx, now);
                 self.apply(now, spi, actions);
             }
         }
+        self.sas.settle();
     }
 
     /// The data plane reports a child SA's soft/hard byte or packet limit
     /// (`esp::SaEvent`), or that traffic arrived on an inbound SPI (for DPD: recent
     /// inbound ESP counts as liveness, as strongSwan does).
     pub fn handle_child_event(&mut self, now: Instant, spi_in: u32, ev: ChildSaSignal) {
-        let Some((&spi, sa)) = self.sas.iter_mut().find(|(_, sa)| sa.has_child(spi_in)) else {
+        self.sas.settle();
+        let Some(spi) = self.sas.owner_of_child(spi_in) else {
+            return;
+        };
+        let Some(sa) = self.sas.get_mut(&spi) else {
             return;
         };
         match ev {
@@ -279,7 +288,7 @@ impl Endpoint {
             ChildSaSignal::SoftLimit => sa.child_limit(&mut self.ctx, now, spi_in, false),
             ChildSaSignal::HardLimit => sa.child_limit(&mut self.ctx, now, spi_in, true),
         }
-        let _ = spi;
+        self.sas.settle();
     }
 
     /// The next datagram to send.
@@ -289,7 +298,7 @@ impl Endpoint {
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sas.values().filter_map(IkeSa::next_timeout).min()
+        self.sas.next_timeout()
     }
 
     /// The next event.
@@ -339,7 +348,9 @@ impl Endpoint {
             .max_by_key(|(_, sa)| sa.state == SaState::Established)
             .map(|(k, _)| *k)?;
         let sa = self.sas.get_mut(&spi)?;
-        sa.forge(&mut self.ctx, exchange, response, id, first_inner, plain)
+        let forged = sa.forge(&mut self.ctx, exchange, response, id, first_inner, plain);
+        self.sas.settle();
+        forged
     }
 
     /// See [`crate::fuzzing::open`].

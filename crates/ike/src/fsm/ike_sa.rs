@@ -324,8 +324,9 @@ impl IkeSa {
         self.timers.next_timeout().into_iter().chain(children).min()
     }
 
-    pub(crate) fn has_child(&self, spi_in: u32) -> bool {
-        self.children.iter().any(|c| c.spi_in == spi_in)
+    /// The inbound SPIs of the installed Child SAs.
+    pub(crate) fn child_spis_in(&self) -> impl Iterator<Item = u32> + '_ {
+        self.children.iter().map(|c| c.spi_in)
     }
 
     pub(crate) fn info(&self) -> SaInfo {

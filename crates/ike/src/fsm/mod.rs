@@ -14,7 +14,8 @@
 //! Module map: [`config`] (what the daemon passes in), [`event`] (what comes out),
 //! `endpoint` (demultiplexing, IKE_SA_INIT responder with cookies and half-open limits),
 //! `ike_sa` (exchanges, message IDs, retransmission, DPD, rekeying, deletion), `narrow`
-//! (traffic selector narrowing, §2.9), `timer` (the per-SA `TimerTable`).
+//! (traffic selector narrowing, §2.9), `table` (the SAs by SPI, with the deadline and
+//! child-SPI indexes), `timer` (the per-SA `TimerTable`).
 
 pub mod config;
 mod ctx;
@@ -22,6 +23,7 @@ mod endpoint;
 pub mod event;
 mod ike_sa;
 mod narrow;
+mod table;
 mod timer;
 
 pub use config::{
