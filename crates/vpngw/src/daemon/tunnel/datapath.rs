@@ -32,8 +32,6 @@ use super::super::outer::NAT_T_PORT;
 pub(super) const HEADROOM: usize = 64;
 /// Room behind an inner packet for ESP padding, trailer and ICV (at most 33 bytes).
 const TAILROOM: usize = 64;
-/// Largest TUN MTU the configuration allows.
-const MAX_MTU: usize = 9000;
 /// Segments one TUN read can yield: a 64 KB super-packet cut at the smallest MSS (MTU 1280).
 const TUN_SEGMENTS: usize = 128;
 /// A UDP GSO send carries at most this many payload bytes (an IPv4 datagram's limit, less
@@ -45,6 +43,8 @@ const RX_BUFS: usize = 8;
 const RX_BUF: usize = 65_536;
 /// Decrypted packets gathered before one (GRO-coalescing) TUN write.
 const TUN_OUT_SLOTS: usize = 64;
+/// Capacity of one of them: a virtio header and a 64 KB super-packet.
+const SLOT_BYTES: usize = VIRTIO_NET_HDR_LEN + 65_536;
 /// TUN reads, or recvmmsg calls, per wake-up before the loop looks at its other inputs:
 /// enough to amortise the wake-up, few enough that the other direction (TCP's ACKs), IKE
 /// and timers are never starved.
@@ -101,11 +101,12 @@ pub(super) struct Outbound {
 }
 
 impl Outbound {
-    pub(super) fn new() -> Self {
+    /// Buffers for a TUN device of `mtu`: no segment it yields is longer.
+    pub(super) fn new(mtu: u16) -> Self {
         Self {
             raw: vec![0; VIRTIO_NET_HDR_LEN + 65_535],
             segments: (0..TUN_SEGMENTS)
-                .map(|_| vec![0; HEADROOM + MAX_MTU + TAILROOM])
+                .map(|_| vec![0; HEADROOM + usize::from(mtu) + TAILROOM])
                 .collect(),
             sizes: vec![0; TUN_SEGMENTS],
             gso: Vec::with_capacity(GSO_BYTES),
@@ -217,7 +218,8 @@ pub(super) struct Inbound {
     rx: [Vec<u8>; RX_BUFS],
     meta: [RecvMeta; RX_BUFS],
     /// Decrypted packets at `[VIRTIO_NET_HDR_LEN..]`, with room to grow to 64 KB when GRO
-    /// coalesces later packets into them.
+    /// coalesces later packets into them. Each is allocated when a batch first reaches it:
+    /// a gateway whose tunnels carry pings never holds the 4 MB a bulk stream needs.
     slots: Vec<Vec<u8>>,
     filled: usize,
     gro: GROTable,
@@ -228,9 +230,7 @@ impl Inbound {
         Self {
             rx: std::array::from_fn(|_| vec![0; RX_BUF]),
             meta: [RecvMeta::default(); RX_BUFS],
-            slots: (0..TUN_OUT_SLOTS)
-                .map(|_| Vec::with_capacity(VIRTIO_NET_HDR_LEN + 65_536))
-                .collect(),
+            slots: (0..TUN_OUT_SLOTS).map(|_| Vec::new()).collect(),
             filled: 0,
             gro: GROTable::default(),
         }
@@ -286,7 +286,10 @@ impl Tx<'_> {
     /// Queues a decrypted inner packet; the caller writes first when [`Tx::full`].
     pub(super) fn push(&mut self, pkt: &[u8]) {
         if let Some(b) = self.slots.get_mut(*self.filled) {
+            // Once per slot in the daemon's life; `clear` keeps the capacity. GRO coalesces
+            // only into a slot with room for the whole super-packet.
             b.clear();
+            b.reserve_exact(SLOT_BYTES);
             b.resize(VIRTIO_NET_HDR_LEN, 0);
             b.extend_from_slice(pkt);
             *self.filled += 1;

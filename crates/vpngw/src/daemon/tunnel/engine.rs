@@ -142,7 +142,9 @@ struct Conn {
 pub(crate) struct Engine {
     ike: Endpoint,
     sad: SadIn,
-    conns: HashMap<ConnId, Conn>,
+    /// Boxed: a hash table keeps up to twice as many slots as entries, each the size of an
+    /// entry (~700 bytes inline).
+    conns: HashMap<ConnId, Box<Conn>>,
     by_name: HashMap<String, ConnId>,
     /// Inner destination → connection: `[[route]]` prefixes and route-based inside /30s.
     routes: Table,
@@ -250,7 +252,7 @@ impl Engine {
                 }
             }
         }
-        let mut outbound = datapath::Outbound::new();
+        let mut outbound = datapath::Outbound::new(self.mtu);
         let mut inbound = datapath::Inbound::new();
         let mut next_socket = 0;
         self.flush().await;
@@ -332,7 +334,7 @@ impl Engine {
         let id = self.ike.add_connection(now, ike_conn);
         self.conns.insert(
             id,
-            Conn {
+            Box::new(Conn {
                 name: c.name.clone(),
                 out: None,
                 pending_out: None,
@@ -348,7 +350,7 @@ impl Engine {
                 learned: Vec::new(),
                 ike_proposal: String::new(),
                 retired: Traffic::default(),
-            },
+            }),
         );
         self.by_name.insert(c.name.clone(), id);
         Ok(())
