@@ -14,11 +14,10 @@
 //! batch away.
 
 use std::{
-    future::poll_fn,
     io::{self, IoSliceMut},
     net::{IpAddr, SocketAddr},
     sync::Arc,
-    task::Poll,
+    task::{Context, Poll},
 };
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
@@ -66,21 +65,18 @@ impl Socket {
     }
 }
 
-/// Waits until one of `sockets` is readable; returns its index. Starts looking at `start` so
-/// that a busy socket does not starve the others.
-pub(super) async fn readable(sockets: &[Socket], start: usize) -> usize {
-    poll_fn(|cx| {
-        let n = sockets.len();
-        for k in 0..n {
-            let i = (start + k) % n;
-            // An error is "ready" too: the next receive returns it and the loop moves on.
-            if sockets[i].sock.poll_recv_ready(cx).is_ready() {
-                return Poll::Ready(i);
-            }
+/// The index of one of `sockets` that is readable, or pending until one is. Starts looking
+/// at `start` so that a busy socket does not starve the others.
+pub(super) fn poll_readable(sockets: &[Socket], start: usize, cx: &mut Context<'_>) -> Poll<usize> {
+    let n = sockets.len();
+    for k in 0..n {
+        let i = (start + k) % n;
+        // An error is "ready" too: the next receive returns it and the loop moves on.
+        if sockets[i].sock.poll_recv_ready(cx).is_ready() {
+            return Poll::Ready(i);
         }
-        Poll::Pending
-    })
-    .await
+    }
+    Poll::Pending
 }
 
 /// Buffers for TUN → UDP.
