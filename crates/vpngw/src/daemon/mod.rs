@@ -161,7 +161,7 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
     let unix = api::listen_unix(&cfg.api.socket)?;
     let socket_file = SocketFile(cfg.api.socket.clone());
     let tun = Tun::create(&cfg)?;
-    let outer = OuterSockets::bind(&cfg).await?;
+    let outer = OuterSockets::bind(&cfg)?;
     let tcp = match &cfg.api.tcp {
         Some(t) => Some(
             TcpListener::bind(t.listen)

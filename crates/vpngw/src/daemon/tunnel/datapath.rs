@@ -21,10 +21,13 @@ use std::{
 };
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
-use tokio::{io::Interest, net::UdpSocket};
-use tun_rs::{AsyncDevice, GROTable, VIRTIO_NET_HDR_LEN};
+use tokio::io::{unix::AsyncFd, Interest};
+use tun_rs::{GROTable, SyncDevice, VIRTIO_NET_HDR_LEN};
 
-use super::super::outer::NAT_T_PORT;
+use super::super::{
+    metrics::Counter,
+    outer::{self, NAT_T_PORT},
+};
 
 /// Room in front of an inner packet for the ESP header and IV (the outer IP and UDP headers
 /// are the socket's).
@@ -53,15 +56,26 @@ pub(super) const READS_PER_WAKE: usize = 16;
 /// start).
 pub(super) struct Socket {
     pub(super) local: SocketAddr,
-    pub(super) sock: Arc<UdpSocket>,
+    pub(super) sock: Arc<outer::Socket>,
     state: UdpSocketState,
+    /// Datagrams received on it (`/metrics`).
+    pub(super) received: Option<Counter>,
 }
 
 impl Socket {
     /// Enables UDP GRO, packet info and non-blocking mode on `sock`.
-    pub(super) fn new(local: SocketAddr, sock: Arc<UdpSocket>) -> io::Result<Self> {
-        let state = UdpSocketState::new((&*sock).into())?;
-        Ok(Self { local, sock, state })
+    pub(super) fn new(
+        local: SocketAddr,
+        sock: Arc<outer::Socket>,
+        received: Option<Counter>,
+    ) -> io::Result<Self> {
+        let state = UdpSocketState::new(sock.get_ref().into())?;
+        Ok(Self {
+            local,
+            sock,
+            state,
+            received,
+        })
     }
 }
 
@@ -72,7 +86,7 @@ pub(super) fn poll_readable(sockets: &[Socket], start: usize, cx: &mut Context<'
     for k in 0..n {
         let i = (start + k) % n;
         // An error is "ready" too: the next receive returns it and the loop moves on.
-        if sockets[i].sock.poll_recv_ready(cx).is_ready() {
+        if sockets[i].sock.poll_read_ready(cx).is_ready() {
             return Poll::Ready(i);
         }
     }
@@ -115,8 +129,10 @@ impl Outbound {
     }
 
     /// One TUN read, split into `segments`; the number of packets, or `WouldBlock`.
-    pub(super) fn read(&mut self, tun: &AsyncDevice) -> io::Result<usize> {
-        tun.try_recv_multiple(&mut self.raw, &mut self.segments, &mut self.sizes, HEADROOM)
+    pub(super) fn read(&mut self, tun: &AsyncFd<SyncDevice>) -> io::Result<usize> {
+        tun.try_io(Interest::READABLE, |d| {
+            d.recv_multiple(&mut self.raw, &mut self.segments, &mut self.sizes, HEADROOM)
+        })
     }
 
     /// Whether a sealed packet of `len` bytes for `remote` can join the pending send.
@@ -182,22 +198,8 @@ impl Outbound {
             segment_size: (self.count > 1).then_some(self.seg),
             src_ip: None,
         };
-        loop {
-            match s.sock.try_io(Interest::WRITABLE, || {
-                s.state.try_send((&*s.sock).into(), &t)
-            }) {
-                Ok(()) => break,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // The send buffer is full: wait for room rather than drop a burst.
-                    if s.sock.writable().await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(remote = %self.remote, "sending ESP: {e}");
-                    break;
-                }
-            }
+        if let Err(e) = outer::send(&s.sock, |sock| s.state.try_send(sock.into(), &t)).await {
+            tracing::debug!(remote = %self.remote, "sending ESP: {e}");
         }
         self.clear();
     }
@@ -236,8 +238,8 @@ impl Inbound {
     pub(super) fn recv(&mut self, s: &Socket) -> io::Result<usize> {
         let mut bufs = self.rx.each_mut().map(|b| IoSliceMut::new(b));
         let meta = &mut self.meta;
-        s.sock.try_io(Interest::READABLE, || {
-            s.state.recv((&*s.sock).into(), &mut bufs, meta)
+        s.sock.try_io(Interest::READABLE, |sock| {
+            s.state.recv(sock.into(), &mut bufs, meta)
         })
     }
 
@@ -260,14 +262,13 @@ impl Inbound {
     }
 
     /// Writes what is still queued for the TUN device.
-    pub(super) async fn write(&mut self, tun: &AsyncDevice) {
+    pub(super) fn write(&mut self, tun: &AsyncFd<SyncDevice>) {
         Tx {
             slots: &mut self.slots,
             filled: &mut self.filled,
             gro: &mut self.gro,
         }
-        .write(tun)
-        .await;
+        .write(tun);
     }
 }
 
@@ -298,15 +299,15 @@ impl Tx<'_> {
 
     /// Writes the queued packets to the TUN device, GRO-coalescing TCP (and UDP) flows into
     /// super-packets where the device takes offloads (one write per flow and batch).
-    pub(super) async fn write(&mut self, tun: &AsyncDevice) {
+    pub(super) fn write(&mut self, tun: &AsyncFd<SyncDevice>) {
         let n = *self.filled;
         if n == 0 {
             return;
         }
         *self.filled = 0;
-        if let Err(e) = tun
-            .send_multiple(self.gro, &mut self.slots[..n], VIRTIO_NET_HDR_LEN)
-            .await
+        if let Err(e) =
+            tun.get_ref()
+                .send_multiple(self.gro, &mut self.slots[..n], VIRTIO_NET_HDR_LEN)
         {
             tracing::debug!("writing to the TUN device: {e}");
         }

@@ -6,26 +6,27 @@ use std::{
     net::{IpAddr, SocketAddr},
     pin::pin,
     sync::Arc,
-    task::Poll,
+    task::{Context, Poll},
     time::Duration,
 };
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use esp::{InboundSa, OutboundSa, Received, SaConfig, SadIn, Spi, Transform};
 use ike::{
     packet::iana::ProtocolId, ChildSa, ChildSaSignal, ConnId, ConnectionConfig, DownReason,
     Endpoint, EndpointConfig, Event, Proposal, TrafficSelectorPolicy,
 };
 use rib::{NextHop, Route, Source, Table};
-use tokio::{net::UdpSocket, sync::mpsc, time::Instant as TokioInstant};
-use tun_rs::AsyncDevice;
+use tokio::io::unix::AsyncFd;
+use tokio::{sync::mpsc, time::Instant as TokioInstant};
+use tun_rs::SyncDevice;
 
 use super::datapath::{self, HEADROOM, READS_PER_WAKE};
 use super::{
     super::{
         metrics::{Counter, Metrics},
         model::{SaView, Snapshot, Traffic},
-        outer::{OuterSockets, IKE_PORT, NAT_T_PORT},
+        outer::{self, OuterSockets, IKE_PORT, NAT_T_PORT},
     },
     health::{self, HealthCheck, Transition},
     inner,
@@ -42,8 +43,8 @@ const SNAPSHOT_MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// The outer sockets of one local address.
 #[derive(Debug, Clone)]
 struct Sockets {
-    ike: Arc<UdpSocket>,
-    nat_t: Arc<UdpSocket>,
+    ike: Arc<outer::Socket>,
+    nat_t: Arc<outer::Socket>,
 }
 
 /// What the engine tells the rest of the daemon.
@@ -163,7 +164,7 @@ pub(crate) struct Engine {
     /// Inner destination → connection: `[[route]]` prefixes and route-based inside /30s.
     routes: Table,
     sockets: HashMap<IpAddr, Sockets>,
-    tun: Arc<AsyncDevice>,
+    tun: Arc<AsyncFd<SyncDevice>>,
     tun_name: String,
     /// The TUN device's MTU: what the tunnel carries whole, and the MSS that fits it.
     mtu: u16,
@@ -193,7 +194,7 @@ impl Engine {
     pub(crate) fn new(
         cfg: &Config,
         outer: &OuterSockets,
-        tun: Arc<AsyncDevice>,
+        tun: Arc<AsyncFd<SyncDevice>>,
         metrics: &Metrics,
         admin_down: &[String],
         events: mpsc::UnboundedSender<EngineEvent>,
@@ -265,7 +266,8 @@ impl Engine {
         for (ip, s) in &self.sockets {
             for (port, sock) in [(IKE_PORT, &s.ike), (NAT_T_PORT, &s.nat_t)] {
                 let local = SocketAddr::new(*ip, port);
-                match datapath::Socket::new(local, Arc::clone(sock)) {
+                let received = self.udp_received.get(&local).cloned();
+                match datapath::Socket::new(local, Arc::clone(sock), received) {
                     Ok(s) => sockets.push(s),
                     Err(e) => tracing::error!(%local, "outer socket: {e}"),
                 }
@@ -278,43 +280,56 @@ impl Engine {
         // Every future the loop waits on is built once and polled in place: a `select!` of
         // fresh futures registered and dropped a watch waiter, a timer entry and the TUN
         // device's readiness waiter on every wake-up, and computed the deadline over every
-        // SA and connection, which made a lone packet (an idle ping) wait ~15 µs in each
-        // gateway before its first read. The timer moves only when `rearm` says an input
-        // may have moved the deadline.
+        // SA and connection. The timer moves only when `rearm` says an input may have moved
+        // the deadline. The data path is polled first: a packet that woke the loop is read
+        // before the control inputs are looked at, which happens once it is on its way (an
+        // idle ping waited ~15 µs in each gateway before its first read). Every
+        // `CONTROL_FIRST`-th pass the control inputs go first, so that a saturated data path
+        // never holds off shutdown, commands or timers.
+        const CONTROL_FIRST: u32 = 8;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut stopped = pin!(shutdown.changed());
         let mut timer = pin!(tokio::time::sleep_until(self.deadline()));
         let mut commands_open = true;
-        let mut tun_first = false;
+        let mut pass: u32 = 0;
         loop {
             if std::mem::take(&mut self.rearm) {
                 timer.as_mut().reset(self.deadline());
             }
+            pass = pass.wrapping_add(1);
+            let control_first = pass % CONTROL_FIRST == 0;
             // The two directions take turns at going first, so that neither starves the
             // other (TCP's ACKs) while it stays busy.
-            tun_first = !tun_first;
+            let tun_first = pass % 2 == 0;
             let wake = poll_fn(|cx| {
-                if stopped.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Stop);
-                }
-                if commands_open {
-                    match commands.poll_recv(cx) {
-                        Poll::Ready(Some(cmd)) => return Poll::Ready(Wake::Command(cmd)),
-                        Poll::Ready(None) => commands_open = false,
-                        Poll::Pending => {}
+                let mut control = |cx: &mut Context<'_>| {
+                    if stopped.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Stop);
                     }
-                }
-                if timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Timer);
-                }
-                if tick.poll_tick(cx).is_ready() {
-                    return Poll::Ready(Wake::Tick);
+                    if commands_open {
+                        match commands.poll_recv(cx) {
+                            Poll::Ready(Some(cmd)) => return Poll::Ready(Wake::Command(cmd)),
+                            Poll::Ready(None) => commands_open = false,
+                            Poll::Pending => {}
+                        }
+                    }
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Timer);
+                    }
+                    if tick.poll_tick(cx).is_ready() {
+                        return Poll::Ready(Wake::Tick);
+                    }
+                    Poll::Pending
+                };
+                if control_first {
+                    if let Poll::Ready(w) = control(cx) {
+                        return Poll::Ready(w);
+                    }
                 }
                 // An error means the device is gone from under the daemon: no reason to wake
                 // up, the other inputs go on (as `select!` skipped the branch).
-                let tun_ready = |cx: &mut std::task::Context<'_>| {
-                    matches!(tun.poll_readable(cx), Poll::Ready(Ok(())))
-                };
+                let tun_ready =
+                    |cx: &mut Context<'_>| matches!(tun.poll_read_ready(cx), Poll::Ready(Ok(_)));
                 if tun_first && tun_ready(cx) {
                     return Poll::Ready(Wake::Tun);
                 }
@@ -324,7 +339,11 @@ impl Engine {
                 if !tun_first && tun_ready(cx) {
                     return Poll::Ready(Wake::Tun);
                 }
-                Poll::Pending
+                if control_first {
+                    Poll::Pending
+                } else {
+                    control(cx)
+                }
             })
             .await;
             match wake {
@@ -556,11 +575,10 @@ impl Engine {
     async fn handle_udp(
         &mut self,
         s: &datapath::Socket,
-        tun: &AsyncDevice,
+        tun: &AsyncFd<SyncDevice>,
         inbound: &mut datapath::Inbound,
     ) {
         let now = std::time::Instant::now();
-        let received = self.udp_received.get(&s.local).cloned();
         // DPD only needs to know that the SA carried something since the last check: one
         // signal per SA and wake-up, not one per packet.
         let mut signalled: Option<Spi> = None;
@@ -578,11 +596,11 @@ impl Engine {
                     continue;
                 };
                 for data in buf.chunks_mut(stride) {
-                    if let Some(c) = &received {
+                    if let Some(c) = &s.received {
                         c.inc();
                     }
                     if tx.full() {
-                        tx.write(tun).await;
+                        tx.write(tun);
                     }
                     self.handle_datagram(now, s.local, remote, data, &mut tx, &mut signalled);
                 }
@@ -590,7 +608,7 @@ impl Engine {
             // Written per receive, not per wake-up: a lone packet (a ping, a TCP ACK) must not
             // wait for the next, empty, receive; a bulk batch is already up to a few hundred
             // packets, GRO-coalesced into a few writes.
-            inbound.write(tun).await;
+            inbound.write(tun);
         }
     }
 
@@ -646,7 +664,7 @@ impl Engine {
     /// looked up, sealed in place and queued into a UDP GSO send per destination.
     async fn handle_inner(
         &mut self,
-        tun: &AsyncDevice,
+        tun: &AsyncFd<SyncDevice>,
         sockets: &[datapath::Socket],
         out: &mut datapath::Outbound,
     ) {
@@ -737,7 +755,7 @@ impl Engine {
         let (local, remote) = (out.local, out.remote);
         if let Some(pkt) = buf.get(sealed.packet) {
             if let Some(s) = self.sockets.get(&local.ip()) {
-                let _ = s.nat_t.send_to(pkt, remote).await;
+                let _ = outer::send(&s.nat_t, |s| s.send_to(pkt, remote)).await;
             }
         }
         while let Some(ev) = out.sa.poll_event() {
@@ -884,9 +902,9 @@ impl Engine {
                 let mut b = Vec::with_capacity(4 + t.payload.len());
                 b.extend_from_slice(&esp::encap::NON_ESP_MARKER);
                 b.extend_from_slice(&t.payload);
-                sock.send_to(&b, t.remote).await
+                outer::send(sock, |s| s.send_to(&b, t.remote)).await
             } else {
-                sock.send_to(&t.payload, t.remote).await
+                outer::send(sock, |s| s.send_to(&t.payload, t.remote)).await
             };
             if let Err(e) = result {
                 tracing::debug!(remote = %t.remote, "sending IKE: {e}");
