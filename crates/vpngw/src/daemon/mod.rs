@@ -10,8 +10,8 @@
 //!      │                └ SIGTERM, SIGINT: stop (below)
 //!      ├── API, Unix socket [api] socket (0600) ─┐
 //!      ├── API, TCP [api] listen (bearer token) ─┴─► Gateway { connections, store, metrics }
-//!      ├── tunnel engine: UDP 500/4500 ⇄ ike::Endpoint, TUN ⇄ esp SAs ──► state events
-//!      │   (see `tunnel`)
+//!      ├── tunnel engine, on a thread and runtime of its own: UDP 500/4500 ⇄ ike::Endpoint,
+//!      │   TUN ⇄ esp SAs ──► state events (see `tunnel`)
 //!      └── BGP ([bgp]): `bgpd` driver, tied to the tunnels' child SAs; learned routes into
 //!          the engine and the fabric (see `bgp`)
 //!
@@ -51,7 +51,7 @@ use confread::ConfigErrors;
 use tokio::{
     net::TcpListener,
     signal::unix::{signal, Signal, SignalKind},
-    sync::{mpsc, watch},
+    sync::{mpsc, oneshot, watch},
     task::JoinSet,
 };
 
@@ -160,9 +160,20 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
     let store = Store::open(&cfg.gateway.state_dir)?;
     let unix = api::listen_unix(&cfg.api.socket)?;
     let socket_file = SocketFile(cfg.api.socket.clone());
-    let tun = Tun::create(&cfg)?;
+    // The engine runs on a thread of its own, as the `block_on` future of a runtime with only
+    // I/O and timers: a packet that wakes it passes through no task scheduler and no signal
+    // or child-process driver, and the API's tasks never run on its thread. Its TUN device
+    // and sockets are registered with that runtime's reactor.
+    let engine_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("the tunnel engine's runtime")?;
+    let (tun, outer) = {
+        let _engine_context = engine_rt.enter();
+        (Tun::create(&cfg)?, OuterSockets::bind(&cfg)?)
+    };
     warn_path_mtu(&cfg);
-    let outer = OuterSockets::bind(&cfg).await?;
     let tcp = match &cfg.api.tcp {
         Some(t) => Some(
             TcpListener::bind(t.listen)
@@ -205,7 +216,14 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
         }
         None => None,
     };
-    let engine = tokio::spawn(engine.run(engine_commands, engine_stopped));
+    let (engine_done, engine_finished) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("vpngw-engine".to_owned())
+        .spawn(move || {
+            engine_rt.block_on(engine.run(engine_commands, engine_stopped));
+            let _ = engine_done.send(());
+        })
+        .context("starting the tunnel engine's thread")?;
     let mut tasks = JoinSet::new();
     {
         // Publications reach the fabric at start, and again until it answers.
@@ -314,7 +332,7 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
     let _ = stop.send(());
     // The engine says goodbye to its peers (DELETE) before its sockets close.
     let _ = engine_stop.send(true);
-    if tokio::time::timeout(DRAIN, engine).await.is_err() {
+    if tokio::time::timeout(DRAIN, engine_finished).await.is_err() {
         tracing::warn!("the tunnel engine did not stop within {DRAIN:?}");
     }
     if tokio::time::timeout(DRAIN, async {

@@ -18,15 +18,19 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
-use tun_rs::{AsyncDevice, DeviceBuilder};
+use tokio::io::{unix::AsyncFd, Interest};
+use tun_rs::{DeviceBuilder, SyncDevice};
 
-use super::model::TunInfo;
+use super::{model::TunInfo, outer};
 use crate::{config::Config, netns};
 
 /// The open device.
 pub(crate) struct Tun {
-    /// Read inside packets from it, write decrypted ones to it (the tunnel engine).
-    pub(crate) device: Arc<AsyncDevice>,
+    /// Read inside packets from it, write decrypted ones to it (the tunnel engine). Registered
+    /// with the runtime for readability only: tun-rs's `AsyncDevice` also polls a parked
+    /// error wait each time the device is not readable, on every wake-up of the engine. A
+    /// write never waits: the device's send buffer is unlimited (`INT_MAX`).
+    pub(crate) device: Arc<AsyncFd<SyncDevice>>,
     /// What the API shows.
     pub(crate) info: TunInfo,
 }
@@ -68,7 +72,7 @@ impl Tun {
                 .offload(offload)
                 // Down until its addresses are set (tun-rs brings devices up by default).
                 .enable(false)
-                .build_async()
+                .build_sync()
         };
         let device = match build(true) {
             Ok(d) => d,
@@ -80,6 +84,11 @@ impl Tun {
             }
         };
         // From here on, an error drops the device and the kernel removes it.
+        device
+            .set_nonblocking(true)
+            .with_context(|| format!("{name}: non-blocking mode"))?;
+        let device = outer::register(device, Interest::READABLE)
+            .with_context(|| format!("{name}: registering with the runtime"))?;
         // No IPv6 link-local address: the kernel would send router solicitations and MLD
         // reports into the tunnel, counted as drops. IPv6 routes through the device need none.
         // Not fatal: a kernel without IPv6 refuses the setting and has nothing to send.

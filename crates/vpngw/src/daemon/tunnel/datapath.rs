@@ -14,26 +14,26 @@
 //! batch away.
 
 use std::{
-    future::poll_fn,
     io::{self, IoSliceMut},
     net::{IpAddr, SocketAddr},
     sync::Arc,
-    task::Poll,
+    task::{Context, Poll},
 };
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
-use tokio::{io::Interest, net::UdpSocket};
-use tun_rs::{AsyncDevice, GROTable, VIRTIO_NET_HDR_LEN};
+use tokio::io::{unix::AsyncFd, Interest};
+use tun_rs::{GROTable, SyncDevice, VIRTIO_NET_HDR_LEN};
 
-use super::super::outer::NAT_T_PORT;
+use super::super::{
+    metrics::Counter,
+    outer::{self, NAT_T_PORT},
+};
 
 /// Room in front of an inner packet for the ESP header and IV (the outer IP and UDP headers
 /// are the socket's).
 pub(super) const HEADROOM: usize = 64;
 /// Room behind an inner packet for ESP padding, trailer and ICV (at most 33 bytes).
 const TAILROOM: usize = 64;
-/// Largest TUN MTU the configuration allows.
-const MAX_MTU: usize = 9000;
 /// Segments one TUN read can yield: a 64 KB super-packet cut at the smallest MSS (MTU 1280).
 const TUN_SEGMENTS: usize = 128;
 /// A UDP GSO send carries at most this many payload bytes (an IPv4 datagram's limit, less
@@ -45,6 +45,8 @@ const RX_BUFS: usize = 8;
 const RX_BUF: usize = 65_536;
 /// Decrypted packets gathered before one (GRO-coalescing) TUN write.
 const TUN_OUT_SLOTS: usize = 64;
+/// Capacity of one of them: a virtio header and a 64 KB super-packet.
+const SLOT_BYTES: usize = VIRTIO_NET_HDR_LEN + 65_536;
 /// TUN reads, or recvmmsg calls, per wake-up before the loop looks at its other inputs:
 /// enough to amortise the wake-up, few enough that the other direction (TCP's ACKs), IKE
 /// and timers are never starved.
@@ -54,33 +56,41 @@ pub(super) const READS_PER_WAKE: usize = 16;
 /// start).
 pub(super) struct Socket {
     pub(super) local: SocketAddr,
-    pub(super) sock: Arc<UdpSocket>,
+    pub(super) sock: Arc<outer::Socket>,
     state: UdpSocketState,
+    /// Datagrams received on it (`/metrics`).
+    pub(super) received: Option<Counter>,
 }
 
 impl Socket {
     /// Enables UDP GRO, packet info and non-blocking mode on `sock`.
-    pub(super) fn new(local: SocketAddr, sock: Arc<UdpSocket>) -> io::Result<Self> {
-        let state = UdpSocketState::new((&*sock).into())?;
-        Ok(Self { local, sock, state })
+    pub(super) fn new(
+        local: SocketAddr,
+        sock: Arc<outer::Socket>,
+        received: Option<Counter>,
+    ) -> io::Result<Self> {
+        let state = UdpSocketState::new(sock.get_ref().into())?;
+        Ok(Self {
+            local,
+            sock,
+            state,
+            received,
+        })
     }
 }
 
-/// Waits until one of `sockets` is readable; returns its index. Starts looking at `start` so
-/// that a busy socket does not starve the others.
-pub(super) async fn readable(sockets: &[Socket], start: usize) -> usize {
-    poll_fn(|cx| {
-        let n = sockets.len();
-        for k in 0..n {
-            let i = (start + k) % n;
-            // An error is "ready" too: the next receive returns it and the loop moves on.
-            if sockets[i].sock.poll_recv_ready(cx).is_ready() {
-                return Poll::Ready(i);
-            }
+/// The index of one of `sockets` that is readable, or pending until one is. Starts looking
+/// at `start` so that a busy socket does not starve the others.
+pub(super) fn poll_readable(sockets: &[Socket], start: usize, cx: &mut Context<'_>) -> Poll<usize> {
+    let n = sockets.len();
+    for k in 0..n {
+        let i = (start + k) % n;
+        // An error is "ready" too: the next receive returns it and the loop moves on.
+        if sockets[i].sock.poll_read_ready(cx).is_ready() {
+            return Poll::Ready(i);
         }
-        Poll::Pending
-    })
-    .await
+    }
+    Poll::Pending
 }
 
 /// Buffers for TUN → UDP.
@@ -101,11 +111,12 @@ pub(super) struct Outbound {
 }
 
 impl Outbound {
-    pub(super) fn new() -> Self {
+    /// Buffers for a TUN device of `mtu`: no segment it yields is longer.
+    pub(super) fn new(mtu: u16) -> Self {
         Self {
             raw: vec![0; VIRTIO_NET_HDR_LEN + 65_535],
             segments: (0..TUN_SEGMENTS)
-                .map(|_| vec![0; HEADROOM + MAX_MTU + TAILROOM])
+                .map(|_| vec![0; HEADROOM + usize::from(mtu) + TAILROOM])
                 .collect(),
             sizes: vec![0; TUN_SEGMENTS],
             gso: Vec::with_capacity(GSO_BYTES),
@@ -118,8 +129,10 @@ impl Outbound {
     }
 
     /// One TUN read, split into `segments`; the number of packets, or `WouldBlock`.
-    pub(super) fn read(&mut self, tun: &AsyncDevice) -> io::Result<usize> {
-        tun.try_recv_multiple(&mut self.raw, &mut self.segments, &mut self.sizes, HEADROOM)
+    pub(super) fn read(&mut self, tun: &AsyncFd<SyncDevice>) -> io::Result<usize> {
+        tun.try_io(Interest::READABLE, |d| {
+            d.recv_multiple(&mut self.raw, &mut self.segments, &mut self.sizes, HEADROOM)
+        })
     }
 
     /// Whether a sealed packet of `len` bytes for `remote` can join the pending send.
@@ -185,22 +198,8 @@ impl Outbound {
             segment_size: (self.count > 1).then_some(self.seg),
             src_ip: None,
         };
-        loop {
-            match s.sock.try_io(Interest::WRITABLE, || {
-                s.state.try_send((&*s.sock).into(), &t)
-            }) {
-                Ok(()) => break,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // The send buffer is full: wait for room rather than drop a burst.
-                    if s.sock.writable().await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(remote = %self.remote, "sending ESP: {e}");
-                    break;
-                }
-            }
+        if let Err(e) = outer::send(&s.sock, |sock| s.state.try_send(sock.into(), &t)).await {
+            tracing::debug!(remote = %self.remote, "sending ESP: {e}");
         }
         self.clear();
     }
@@ -217,7 +216,8 @@ pub(super) struct Inbound {
     rx: [Vec<u8>; RX_BUFS],
     meta: [RecvMeta; RX_BUFS],
     /// Decrypted packets at `[VIRTIO_NET_HDR_LEN..]`, with room to grow to 64 KB when GRO
-    /// coalesces later packets into them.
+    /// coalesces later packets into them. Each is allocated when a batch first reaches it:
+    /// a gateway whose tunnels carry pings never holds the 4 MB a bulk stream needs.
     slots: Vec<Vec<u8>>,
     filled: usize,
     gro: GROTable,
@@ -228,9 +228,7 @@ impl Inbound {
         Self {
             rx: std::array::from_fn(|_| vec![0; RX_BUF]),
             meta: [RecvMeta::default(); RX_BUFS],
-            slots: (0..TUN_OUT_SLOTS)
-                .map(|_| Vec::with_capacity(VIRTIO_NET_HDR_LEN + 65_536))
-                .collect(),
+            slots: (0..TUN_OUT_SLOTS).map(|_| Vec::new()).collect(),
             filled: 0,
             gro: GROTable::default(),
         }
@@ -240,8 +238,8 @@ impl Inbound {
     pub(super) fn recv(&mut self, s: &Socket) -> io::Result<usize> {
         let mut bufs = self.rx.each_mut().map(|b| IoSliceMut::new(b));
         let meta = &mut self.meta;
-        s.sock.try_io(Interest::READABLE, || {
-            s.state.recv((&*s.sock).into(), &mut bufs, meta)
+        s.sock.try_io(Interest::READABLE, |sock| {
+            s.state.recv(sock.into(), &mut bufs, meta)
         })
     }
 
@@ -264,14 +262,13 @@ impl Inbound {
     }
 
     /// Writes what is still queued for the TUN device.
-    pub(super) async fn write(&mut self, tun: &AsyncDevice) {
+    pub(super) fn write(&mut self, tun: &AsyncFd<SyncDevice>) {
         Tx {
             slots: &mut self.slots,
             filled: &mut self.filled,
             gro: &mut self.gro,
         }
-        .write(tun)
-        .await;
+        .write(tun);
     }
 }
 
@@ -286,7 +283,10 @@ impl Tx<'_> {
     /// Queues a decrypted inner packet; the caller writes first when [`Tx::full`].
     pub(super) fn push(&mut self, pkt: &[u8]) {
         if let Some(b) = self.slots.get_mut(*self.filled) {
+            // Once per slot in the daemon's life; `clear` keeps the capacity. GRO coalesces
+            // only into a slot with room for the whole super-packet.
             b.clear();
+            b.reserve_exact(SLOT_BYTES);
             b.resize(VIRTIO_NET_HDR_LEN, 0);
             b.extend_from_slice(pkt);
             *self.filled += 1;
@@ -299,15 +299,15 @@ impl Tx<'_> {
 
     /// Writes the queued packets to the TUN device, GRO-coalescing TCP (and UDP) flows into
     /// super-packets where the device takes offloads (one write per flow and batch).
-    pub(super) async fn write(&mut self, tun: &AsyncDevice) {
+    pub(super) fn write(&mut self, tun: &AsyncFd<SyncDevice>) {
         let n = *self.filled;
         if n == 0 {
             return;
         }
         *self.filled = 0;
-        if let Err(e) = tun
-            .send_multiple(self.gro, &mut self.slots[..n], VIRTIO_NET_HDR_LEN)
-            .await
+        if let Err(e) =
+            tun.get_ref()
+                .send_multiple(self.gro, &mut self.slots[..n], VIRTIO_NET_HDR_LEN)
         {
             tracing::debug!("writing to the TUN device: {e}");
         }

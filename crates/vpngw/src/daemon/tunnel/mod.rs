@@ -13,7 +13,8 @@
 //!   commands ─► admin up/down, reload (`Reconfigure`), BGP-learned prefixes (`SetLearned`)
 //! ```
 //!
-//! One task owns all of it, so no lock sits on the packet path; the rest of the daemon sees
+//! One task owns all of it, alone on a thread of its own (the `block_on` future of a runtime
+//! with only I/O and timers), so no lock sits on the packet path; the rest of the daemon sees
 //! the engine through [`EngineEvent`]s and a shared status snapshot. The arrows carry batches
 //! (`datapath`): TSO super-packets from the TUN device, UDP GSO sends, recvmmsg of UDP GRO
 //! batches, GRO-coalesced TUN writes; each wake-up drains a source until it would block.
