@@ -3,12 +3,11 @@
 //! RFC 3948 §2). Bound to the address itself, not the wildcard, so replies leave from the
 //! address the peer knows.
 //!
-//! The tunnel engine (`super::tunnel`) reads and writes them. Each is registered with the
-//! runtime for readability only ([`Socket`]). Each gets
-//! [`SOCKET_BUFFER`]-byte kernel buffers: a bulk TCP stream through the tunnel arrives as
-//! bursts of dozens of datagrams, and the default ~208 KB receive buffer overflows
-//! (`Udp: RcvbufErrors`) whenever the engine is descheduled for a millisecond, which TCP then
-//! sees as loss.
+//! The tunnel engine (`super::tunnel`) reads and writes them, each registered with its
+//! runtime for readability only ([`Socket`]) and given [`SOCKET_BUFFER`]-byte kernel
+//! buffers: a bulk TCP stream through the tunnel arrives as bursts of dozens of datagrams,
+//! and the default ~208 KB receive buffer overflows (`Udp: RcvbufErrors`) whenever the engine
+//! is descheduled for a millisecond, which TCP then sees as loss.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -80,7 +79,8 @@ pub(crate) struct OuterSockets {
 }
 
 impl OuterSockets {
-    /// Binds ports 500 and 4500 on every distinct `local_address` of `cfg`.
+    /// Binds ports 500 and 4500 on every distinct `local_address` of `cfg`, registered with the
+    /// current runtime (the engine's).
     pub(crate) fn bind(cfg: &Config) -> Result<Self> {
         let addresses: BTreeSet<IpAddr> = cfg.connections.iter().map(|c| c.local_address).collect();
         let mut by_address = BTreeMap::new();

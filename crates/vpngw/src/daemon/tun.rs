@@ -61,7 +61,8 @@ pub(crate) fn inside_addresses(cfg: &Config) -> Vec<Ipv4Net> {
 
 impl Tun {
     /// Creates the device of `[gateway] tun` with its MTU and inside addresses, up. Must run
-    /// inside the tokio runtime (the device registers with its reactor).
+    /// inside the runtime that will read it, the engine's (the device registers with its
+    /// reactor).
     pub(crate) fn create(cfg: &Config) -> Result<Self> {
         let name = &cfg.gateway.tun;
         let mtu = cfg.gateway.mtu;
