@@ -168,15 +168,7 @@ impl KernelRoutes {
     fn pin(&mut self, peer: IpAddr) -> Result<NextHop> {
         let (metric, tun) = (self.metric, self.tun.clone());
         let (rtnl, tun_index) = self.kernel()?;
-        let answer = rtnl
-            .request(RouteNetlinkMessage::GetRoute(lookup_message(peer)), 0)
-            .map_err(|e| anyhow!("looking up the route to {peer}: {}", explain(&e)))?;
-        let Some(RouteNetlinkMessage::NewRoute(answer)) = answer else {
-            bail!("looking up the route to {peer}: the kernel answered without a route");
-        };
-        let Some((gateway, oif)) = next_hop_of(&answer) else {
-            bail!("the kernel's route to {peer} names no device");
-        };
+        let (_, gateway, oif) = lookup(rtnl, peer)?;
         if oif == tun_index {
             bail!("{peer} is already routed into {tun}; nothing to pin it to");
         }
@@ -189,6 +181,21 @@ impl KernelRoutes {
         tracing::info!(%peer, route = %hop, "peer pinned outside its tunnel");
         Ok(hop)
     }
+}
+
+/// The kernel's route to `peer` now (as `ip route get`), with its gateway, if any, and
+/// output interface.
+fn lookup(rtnl: &mut Rtnl, peer: IpAddr) -> Result<(RouteMessage, Option<IpAddr>, u32)> {
+    let answer = rtnl
+        .request(RouteNetlinkMessage::GetRoute(lookup_message(peer)), 0)
+        .map_err(|e| anyhow!("looking up the route to {peer}: {}", explain(&e)))?;
+    let Some(RouteNetlinkMessage::NewRoute(answer)) = answer else {
+        bail!("looking up the route to {peer}: the kernel answered without a route");
+    };
+    let Some((gateway, oif)) = next_hop_of(&answer) else {
+        bail!("the kernel's route to {peer} names no device");
+    };
+    Ok((answer, gateway, oif))
 }
 
 /// The path the kernel takes toward a peer now.
@@ -204,15 +211,7 @@ pub(crate) struct PeerPath {
 /// Looks up the kernel's path toward `peer` (RTM_GETROUTE, then RTM_GETLINK for the device).
 pub(crate) fn path_to(peer: IpAddr) -> Result<PeerPath> {
     let mut rtnl = Rtnl::open().context("opening an rtnetlink socket")?;
-    let answer = rtnl
-        .request(RouteNetlinkMessage::GetRoute(lookup_message(peer)), 0)
-        .map_err(|e| anyhow!("looking up the route to {peer}: {}", explain(&e)))?;
-    let Some(RouteNetlinkMessage::NewRoute(answer)) = answer else {
-        bail!("looking up the route to {peer}: the kernel answered without a route");
-    };
-    let Some((_, oif)) = next_hop_of(&answer) else {
-        bail!("the kernel's route to {peer} names no device");
-    };
+    let (answer, _, oif) = lookup(&mut rtnl, peer)?;
     let route_mtu = answer.attributes.iter().find_map(|a| match a {
         RouteAttribute::Metrics(m) => m.iter().find_map(|m| match m {
             RouteMetric::Mtu(v) if *v > 0 => Some(*v),
