@@ -836,6 +836,22 @@ fn method_3_checks_the_data_center_uses_one_asn_toward_the_vbr_and_the_gateway()
     assert_eq!(code, 404);
     assert_eq!(dc_asn()["warnings"], w);
 
+    // A restarted controller still knows what the gateways reported; the VBR's session
+    // comes back by itself.
+    for pid in controller_pids(lab) {
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    thread::sleep(Duration::from_millis(100));
+    let out = ok(lab, &["up", "--method", "3"]);
+    assert!(out.contains("restarted"), "{out}");
+    wait_until(Duration::from_secs(30), "the VBR's session back", || {
+        dc_asn()["vbr"] == 65001
+    });
+    assert_eq!(dc_asn()["warnings"], w);
+
     // That session ends: the warning goes.
     let (code, _) = post_controller(lab, "/v1/dc-asn", &second("null"));
     assert_eq!(code, 200);

@@ -164,7 +164,11 @@ pub(crate) fn run(lab: Lab) -> Result<()> {
         lab: lab.clone(),
         fabric,
         installed: BTreeMap::new(),
-        dc_asn: DcAsn::default(),
+        // The gateways' sessions outlive a controller restart; the VBR's restarts with it.
+        dc_asn: DcAsn {
+            gateways: load_json(&lab.dc_asn_path()).unwrap_or_default(),
+            ..DcAsn::default()
+        },
     };
     inner.program_all()?;
     let vbr_fabric = inner.fabric.clone();
@@ -209,16 +213,22 @@ async fn shutdown() {
 }
 
 fn load_published(lab: &Lab) -> Vec<Publication> {
-    match fs::read(lab.published_path()) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            tracing::warn!(
-                "ignoring unreadable {}: {e}",
-                lab.published_path().display()
-            );
-            Vec::new()
-        }),
-        Err(_) => Vec::new(),
-    }
+    load_json(&lab.published_path()).unwrap_or_default()
+}
+
+/// A state file, if present and readable (an unreadable one is logged and ignored).
+fn load_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Option<T> {
+    let bytes = fs::read(path).ok()?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| tracing::warn!("ignoring unreadable {}: {e}", path.display()))
+        .ok()
+}
+
+/// Writes a state file atomically (temporary file, then rename).
+fn save_json(path: &std::path::Path, value: &impl Serialize) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, serde_json::to_vec_pretty(value)?)?;
+    fs::rename(&tmp, path).with_context(|| format!("saving {}", path.display()))
 }
 
 impl Inner {
@@ -252,12 +262,9 @@ impl Inner {
     }
 }
 
-/// Writes the publications atomically (temporary file, then rename).
+/// Writes the publications atomically.
 fn save_published(lab: &Lab, fabric: &Fabric) -> Result<()> {
-    let path = lab.published_path();
-    let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, serde_json::to_vec_pretty(&publications(fabric))?)?;
-    fs::rename(&tmp, &path).with_context(|| format!("saving {}", path.display()))
+    save_json(&lab.published_path(), &publications(fabric))
 }
 
 fn publications(fabric: &Fabric) -> Vec<Publication> {
@@ -423,11 +430,16 @@ async fn dc_asn(
     Ok(Json(set_dc_asn(&shared, session, s.peer_as)))
 }
 
-/// Records the data center's AS on one session; logs the mismatches this makes new.
+/// Records the data center's AS on one session (the gateways' saved, so that a restarted
+/// controller still knows them); logs the mismatches this makes new.
 pub(crate) fn set_dc_asn(shared: &Shared, session: DcAsnSession, peer_as: Option<u32>) -> DcAsn {
     let mut inner = lock(shared);
     for w in inner.dc_asn.set(session, peer_as) {
         tracing::warn!("data-center ASN mismatch: {w}");
+    }
+    let path = inner.lab.dc_asn_path();
+    if let Err(e) = save_json(&path, &inner.dc_asn.gateways) {
+        tracing::warn!("saving {}: {e:#}", path.display());
     }
     inner.dc_asn.clone()
 }

@@ -107,6 +107,11 @@ impl Lab {
         self.state_dir.join("published.json")
     }
 
+    /// The data center's AS as the VPN gateways reported it, kept across controller restarts.
+    pub(crate) fn dc_asn_path(&self) -> PathBuf {
+        self.state_dir.join("dc-asn.json")
+    }
+
     /// The fabric the running lab was brought up with.
     pub(crate) fn load_config(&self) -> Result<FabricConfig> {
         let path = self.config_path();
