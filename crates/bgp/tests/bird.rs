@@ -26,15 +26,15 @@ use bgp::{
     neighbor::DownReason,
     packet::iana::cease,
     policy::{ImportPolicy, MaxPrefix, MaxPrefixAction, PrefixFilter},
-    Event, Family, Input, LocalRoute, State,
+    Event, Family, Input, State,
 };
 use interop::{
-    enter_netns, our_config, sh, wait_for, Daemon, Driver, Lab, DAEMON_V4, OUR_V4, OUR_V6,
+    established, our_config, sh, wait_for, Daemon, Driver, Lab, DAEMON_V4, OUR_ROUTES, OUR_V4,
+    OUR_V6,
 };
 
 const BIRD_ROUTES_V4: [&str; 3] = ["10.201.0.0/24", "10.201.1.0/24", "10.201.2.0/24"];
 const BIRD_ROUTE_V6: &str = "2001:db8:201::/48";
-const OUR_ROUTES: [&str; 3] = ["10.202.0.0/24", "10.202.1.0/24", "2001:db8:202::/48"];
 
 fn bird_conf(lab: &Lab) -> String {
     format!(
@@ -79,12 +79,6 @@ fn bird_has(lab: &Lab, prefix: &str) -> bool {
         .any(|l| l.split_whitespace().next() == Some(prefix))
 }
 
-fn originate_ours(d: &mut Driver) {
-    for p in OUR_ROUTES {
-        d.with(|s, _| s.originate(p.parse().unwrap(), LocalRoute::default()));
-    }
-}
-
 fn wait_all_bird_routes(d: &mut Driver) -> bool {
     d.run_until(Duration::from_secs(10), |d| {
         BIRD_ROUTES_V4.iter().all(|p| d.has(p)) && d.has(BIRD_ROUTE_V6)
@@ -118,16 +112,7 @@ fn bird2_interop() {
     );
     println!("BIRD pid {} up after {:?}", bird.pid(), t_bird.elapsed());
 
-    let our_ns = lab.our_ns.clone();
-    let lab_ref = &lab;
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            enter_netns(&our_ns);
-            run(lab_ref);
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e));
-    });
+    lab.run_ours(run);
 
     // For comparison, in the same lab: a second BIRD in our place (same AS and address),
     // timed from its start to Established as seen by the first.
@@ -178,25 +163,9 @@ protocol bgp peer {{
 
 fn run(lab: &Lab) {
     // ---- session up, routes both ways -------------------------------------------------
-    let mut d = Driver::new(65002, our_config("bird", 65001, |_| {}));
-    originate_ours(&mut d);
-    let t0 = d.now();
-    d.input(Input::ManualStart);
-    assert!(
-        d.run_until(Duration::from_secs(15), |d| d.state() == State::Established),
-        "no session: state {:?}, BIRD says:\n{}",
-        d.state(),
+    let (mut d, neg) = established("bird", 65001, Duration::from_secs(15), || {
         birdc(lab, "show protocols all peer")
-    );
-    let up = d.established_at.unwrap() - t0;
-    println!("session Established {up:?} after ManualStart");
-    let neg = d
-        .speaker
-        .session(d.peer)
-        .unwrap()
-        .negotiated()
-        .unwrap()
-        .clone();
+    });
     assert!(neg.four_octet_as && neg.route_refresh);
     assert_eq!(neg.families, Family::ALL.to_vec());
     assert_eq!(neg.hold_time, Duration::from_secs(9));

@@ -17,15 +17,14 @@ mod interop;
 
 use std::{fs, time::Duration};
 
-use bgp::{Family, Input, LocalRoute, State};
+use bgp::{Family, Input, State};
 use interop::{
-    enter_netns, max_prefix_drop_then_reset, our_config, sh, wait_for, Daemon, Driver, Lab,
-    DAEMON_V4, DAEMON_V6, OUR_V4,
+    established, max_prefix_drop_then_reset, sh, wait_for, Daemon, Driver, Lab, DAEMON_V4,
+    DAEMON_V6, OUR_V4,
 };
 
 const GOBGP_V4: [&str; 2] = ["10.203.0.0/24", "10.203.1.0/24"];
 const GOBGP_V6: &str = "2001:db8:203::/48";
-const OUR_ROUTES: [&str; 3] = ["10.202.0.0/24", "10.202.1.0/24", "2001:db8:202::/48"];
 
 fn gobgpd_conf() -> String {
     format!(
@@ -122,16 +121,7 @@ fn gobgp_interop() {
         &format!("global rib add {GOBGP_V6} nexthop {DAEMON_V6} -a ipv6"),
     );
 
-    let our_ns = lab.our_ns.clone();
-    let lab_ref = &lab;
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            enter_netns(&our_ns);
-            run(lab_ref);
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e));
-    });
+    lab.run_ours(run);
     drop(daemon);
 }
 
@@ -140,29 +130,9 @@ fn all_gobgp_routes(d: &Driver) -> bool {
 }
 
 fn run(lab: &Lab) {
-    let mut d = Driver::new(65002, our_config("gobgp", 65003, |_| {}));
-    for p in OUR_ROUTES {
-        d.with(|s, _| s.originate(p.parse().unwrap(), LocalRoute::default()));
-    }
-    let t0 = d.now();
-    d.input(Input::ManualStart);
-    assert!(
-        d.run_until(Duration::from_secs(20), |d| d.state() == State::Established),
-        "no session: {:?}\n{}",
-        d.state(),
+    let (mut d, neg) = established("gobgp", 65003, Duration::from_secs(20), || {
         gobgp(lab, "neighbor")
-    );
-    println!(
-        "session Established {:?} after ManualStart",
-        d.established_at.unwrap() - t0
-    );
-    let neg = d
-        .speaker
-        .session(d.peer)
-        .unwrap()
-        .negotiated()
-        .unwrap()
-        .clone();
+    });
     assert!(neg.four_octet_as && neg.route_refresh);
     assert_eq!(neg.families, Family::ALL.to_vec());
 

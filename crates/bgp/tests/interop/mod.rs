@@ -15,10 +15,15 @@ use std::{
 
 use bgp::{
     neighbor::Direction,
+    neighbor::Negotiated,
     packet::MARKER,
     policy::{ExportPolicy, ImportPolicy, MaxPrefix, MaxPrefixAction, PrefixFilter},
-    Event, Input, Output, PeerConfig, PeerId, Speaker, SpeakerConfig, State, TimerTable,
+    Event, Input, LocalRoute, Output, PeerConfig, PeerId, Speaker, SpeakerConfig, State,
+    TimerTable,
 };
+
+/// The prefixes our speaker originates toward every daemon.
+pub(crate) const OUR_ROUTES: [&str; 3] = ["10.202.0.0/24", "10.202.1.0/24", "2001:db8:202::/48"];
 
 /// Runs a command, panicking with its output on failure.
 pub(crate) fn sh(args: &[&str]) -> String {
@@ -109,6 +114,18 @@ impl Lab {
             sh(&["ip", "-n", ns, "link", "set", "v0", "up"]);
         }
         lab
+    }
+
+    /// Runs `f` on a thread inside our namespace; its panic is the caller's.
+    pub(crate) fn run_ours(&self, f: fn(&Self)) {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                enter_netns(&self.our_ns);
+                f(self);
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        });
     }
 
     pub(crate) fn path(&self, name: &str) -> PathBuf {
@@ -478,6 +495,42 @@ pub(crate) fn our_config(
     c.next_hop_v6 = Some(OUR_V6.parse().unwrap());
     tweak(&mut c);
     c
+}
+
+/// Our speaker (AS 65002) originating [`OUR_ROUTES`], started against the daemon `name`
+/// (AS `peer_as`, configured by [`our_config`]) and Established within `max`, else a panic
+/// with `diag`, the daemon's own view. Returns it with what the session negotiated.
+pub(crate) fn established(
+    name: &str,
+    peer_as: u32,
+    max: Duration,
+    diag: impl FnOnce() -> String,
+) -> (Driver, Negotiated) {
+    let mut d = Driver::new(65002, our_config(name, peer_as, |_| {}));
+    for p in OUR_ROUTES {
+        d.with(|s, _| s.originate(p.parse().unwrap(), LocalRoute::default()));
+    }
+    let t0 = d.now();
+    d.input(Input::ManualStart);
+    if !d.run_until(max, |d| d.state() == State::Established) {
+        panic!(
+            "no session: state {:?}, {name} says:\n{}",
+            d.state(),
+            diag()
+        );
+    }
+    println!(
+        "session Established {:?} after ManualStart",
+        d.established_at.unwrap() - t0
+    );
+    let neg = d
+        .speaker
+        .session(d.peer)
+        .unwrap()
+        .negotiated()
+        .unwrap()
+        .clone();
+    (d, neg)
 }
 
 /// Max-prefix with a limit of two against a daemon that announces three prefixes: with
