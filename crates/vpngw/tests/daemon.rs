@@ -1025,6 +1025,35 @@ fn ns_pair(a: &str, b: &str, extra: [&[&str]; 2]) -> (Ns, Ns) {
     (na, nb)
 }
 
+/// Side `a` of [`ns_pair`] (10.97.0.1, inside 169.254.30.1), routing b's LAN into the tunnel;
+/// `extra` goes into its `[[connection]]`.
+fn config_a(dir: &Dir, initiate: bool, extra: &str) {
+    let inside = ("169.254.30.1", "169.254.30.2");
+    tunnel_config(
+        dir,
+        "10.97.0.1",
+        "10.97.0.2",
+        "10.1.0.0/24",
+        inside,
+        initiate,
+        extra,
+    );
+}
+
+/// Side `b` of [`ns_pair`] (10.97.0.2, inside 169.254.30.2), waiting for `a`.
+fn config_b(dir: &Dir, extra: &str) {
+    let inside = ("169.254.30.2", "169.254.30.1");
+    tunnel_config(
+        dir,
+        "10.97.0.2",
+        "10.97.0.1",
+        "10.2.0.0/24",
+        inside,
+        false,
+        extra,
+    );
+}
+
 /// Two daemons, one per namespace, joined by a veth: `a` (10.97.0.1, LAN 10.2.0.1) initiates,
 /// `b` (10.97.0.2, LAN 10.1.0.1) waits. Writes one side's configuration.
 fn tunnel_config(
@@ -1075,24 +1104,8 @@ connection = "peer"
 fn two_daemons_bring_a_tunnel_up_and_show_it() {
     let (na, nb) = ns_pair("vdt-tun-a", "vdt-tun-b", [&[], &[]]);
     let (da, db) = (Dir::new("tun-a"), Dir::new("tun-b"));
-    tunnel_config(
-        &da,
-        "10.97.0.1",
-        "10.97.0.2",
-        "10.1.0.0/24",
-        ("169.254.30.1", "169.254.30.2"),
-        true,
-        "",
-    );
-    tunnel_config(
-        &db,
-        "10.97.0.2",
-        "10.97.0.1",
-        "10.2.0.0/24",
-        ("169.254.30.2", "169.254.30.1"),
-        false,
-        "",
-    );
+    config_a(&da, true, "");
+    config_b(&db, "");
     let b = Daemon::start(&nb, &db);
     let a = Daemon::start(&na, &da);
 
@@ -1241,24 +1254,8 @@ fn health_check_revokes_routes_or_keeps_them() {
         let check = format!(
             "\n[connection.health_check]\ninterval = \"1s\"\nretries = 2\npolicy = \"{policy}\"\n"
         );
-        tunnel_config(
-            &da,
-            "10.97.0.1",
-            "10.97.0.2",
-            "10.1.0.0/24",
-            ("169.254.30.1", "169.254.30.2"),
-            true,
-            &check,
-        );
-        tunnel_config(
-            &db,
-            "10.97.0.2",
-            "10.97.0.1",
-            "10.2.0.0/24",
-            ("169.254.30.2", "169.254.30.1"),
-            false,
-            "",
-        );
+        config_a(&da, true, &check);
+        config_b(&db, "");
         let b = Daemon::start(&nb, &db);
         let a = Daemon::start(&na, &da);
         let conn = |field: &str| json(&a.socket, &["conn", "list"])[0][field].clone();
@@ -1385,24 +1382,8 @@ fn bgp_over_the_tunnel_learns_routes_and_withdraws_them_when_the_tunnel_goes() {
     let (na, nb) = ns_pair("vbd-bgp-a", "vbd-bgp-b", [&[], &[]]);
     let (da, db) = (Dir::new("bgp-a"), Dir::new("bgp-b"));
     let inside = ("169.254.30.1", "169.254.30.2");
-    tunnel_config(
-        &da,
-        "10.97.0.1",
-        "10.97.0.2",
-        "10.1.0.0/24",
-        inside,
-        true,
-        "",
-    );
-    tunnel_config(
-        &db,
-        "10.97.0.2",
-        "10.97.0.1",
-        "10.2.0.0/24",
-        (inside.1, inside.0),
-        false,
-        "",
-    );
+    config_a(&da, true, "");
+    config_b(&db, "");
     bgp_over_tunnel(&da, 65001, 65002, "10.97.0.1", inside.1, "10.2.0.0/24");
     bgp_over_tunnel(&db, 65002, 65001, "10.97.0.2", inside.0, "10.1.0.0/24");
     let b = Daemon::start(&nb, &db);
@@ -1575,15 +1556,7 @@ fn a_tun_mtu_too_large_for_the_path_is_reported_with_the_mtu_to_set() {
     let (na, _nb) = ns_pair("vdt-pmtu-a", "vdt-pmtu-b", [&[], &[]]);
     ip(&["-n", &na.0, "link", "set", "wan", "mtu", "1400"]);
     let da = Dir::new("pmtu-a");
-    tunnel_config(
-        &da,
-        "10.97.0.1",
-        "10.97.0.2",
-        "10.1.0.0/24",
-        ("169.254.30.1", "169.254.30.2"),
-        false,
-        "",
-    );
+    config_a(&da, false, "");
     let a = Daemon::start(&na, &da);
     // AES-GCM in UDP over IPv4 adds 64 bytes to a 1400-byte packet; 1338 is the most that
     // fits 1400 (4-byte alignment of the encrypted part).
