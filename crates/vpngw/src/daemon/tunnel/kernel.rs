@@ -208,22 +208,31 @@ pub(crate) struct PeerPath {
     pub(crate) dev: String,
 }
 
-/// Looks up the kernel's path toward `peer` (RTM_GETROUTE, then RTM_GETLINK for the device).
-pub(crate) fn path_to(peer: IpAddr) -> Result<PeerPath> {
-    let mut rtnl = Rtnl::open().context("opening an rtnetlink socket")?;
-    let (answer, _, oif) = lookup(&mut rtnl, peer)?;
-    let route_mtu = answer.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Metrics(m) => m.iter().find_map(|m| match m {
-            RouteMetric::Mtu(v) if *v > 0 => Some(*v),
+/// Looks up the kernel's paths toward peers, on one rtnetlink socket for all of them.
+#[derive(Debug)]
+pub(crate) struct Paths(Rtnl);
+
+impl Paths {
+    pub(crate) fn open() -> Result<Self> {
+        Ok(Self(Rtnl::open().context("opening an rtnetlink socket")?))
+    }
+
+    /// The path toward `peer` now (RTM_GETROUTE, then RTM_GETLINK for the device).
+    pub(crate) fn to(&mut self, peer: IpAddr) -> Result<PeerPath> {
+        let (answer, _, oif) = lookup(&mut self.0, peer)?;
+        let route_mtu = answer.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Metrics(m) => m.iter().find_map(|m| match m {
+                RouteMetric::Mtu(v) if *v > 0 => Some(*v),
+                _ => None,
+            }),
             _ => None,
-        }),
-        _ => None,
-    });
-    let (dev, dev_mtu) = rtnl.link(oif)?;
-    Ok(PeerPath {
-        mtu: route_mtu.unwrap_or(dev_mtu) as usize,
-        dev,
-    })
+        });
+        let (dev, dev_mtu) = self.0.link(oif)?;
+        Ok(PeerPath {
+            mtu: route_mtu.unwrap_or(dev_mtu) as usize,
+            dev,
+        })
+    }
 }
 
 /// Where a route sends packets: a device, through a gateway or directly.

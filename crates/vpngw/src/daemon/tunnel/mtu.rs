@@ -40,43 +40,54 @@ pub(crate) fn largest_inner(path_mtu: usize, t: Transform, ipv6: bool) -> usize 
     body.saturating_sub(TRAILER)
 }
 
-/// The transform of `c`'s proposals that costs the most bytes (the peer picks one); a
-/// proposal that names none known counts as the costliest of all.
-fn costliest(c: &Connection) -> Transform {
-    let cost = |t: &Transform| outer_len(1400, *t, false);
-    let any = Transform::ALL.into_iter().max_by_key(cost);
-    let named = |p: &String| {
+/// The transforms `c` may negotiate (the peer picks one of its proposals); a proposal that
+/// names none known may be any.
+fn transforms(c: &Connection) -> Vec<Transform> {
+    let mut v = Vec::new();
+    for p in &c.esp_proposals {
         let p = p.to_ascii_lowercase();
-        Transform::ALL
+        let named = Transform::ALL
             .into_iter()
             .filter(|t| p.starts_with(t.name()))
-            .max_by_key(|t| t.name().len())
-    };
-    c.esp_proposals
-        .iter()
-        .filter_map(|p| named(p).or(any))
-        .max_by_key(cost)
-        .or(any)
-        .unwrap_or(Transform::Aes256CbcSha256)
+            .max_by_key(|t| t.name().len());
+        match named {
+            Some(t) => v.push(t),
+            None => v.extend(Transform::ALL),
+        }
+    }
+    v
 }
 
 /// One line for each connection whose peer cannot take a full TUN-MTU packet once
-/// encrypted, by the kernel's route to the peer now. A peer with no route yet is skipped
-/// (logged at debug level): the check runs again at the next reload.
+/// encrypted with the costliest of its proposals, by the kernel's route to the peer now. A
+/// peer with no route yet is skipped (logged at debug level): the check runs again at the
+/// next reload.
 pub(crate) fn warnings(cfg: &Config) -> Vec<String> {
     let mtu = usize::from(cfg.gateway.mtu);
+    let mut paths = match kernel::Paths::open() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!("path MTU check skipped: {e:#}");
+            return Vec::new();
+        }
+    };
     let mut out = Vec::new();
     for c in &cfg.connections {
-        let path = match kernel::path_to(c.peer_address) {
+        let path = match paths.to(c.peer_address) {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!(connection = %c.name, "path MTU check skipped: {e:#}");
                 continue;
             }
         };
-        let t = costliest(c);
         let v6 = matches!(c.peer_address, IpAddr::V6(_));
-        let outer = outer_len(mtu, t, v6);
+        let costliest = transforms(c)
+            .into_iter()
+            .map(|t| (outer_len(mtu, t, v6), t))
+            .max_by_key(|(outer, _)| *outer);
+        let Some((outer, t)) = costliest else {
+            continue;
+        };
         if outer > path.mtu {
             out.push(format!(
                 "connection {}: a {mtu}-byte packet from the TUN device leaves as a \
