@@ -17,7 +17,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     net::IpAddr,
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -423,7 +423,7 @@ impl Tie {
 }
 
 /// What the daemon tells the fabric controller about BGP.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum ToFabric {
     /// Publish (`true`) or withdraw a learned prefix.
     Route(IpNet, bool),
@@ -435,50 +435,51 @@ enum ToFabric {
     },
 }
 
+impl ToFabric {
+    /// Tells the controller at `socket` as `gateway`. Blocking.
+    fn tell(&self, socket: &Path, gateway: &str) -> Result<()> {
+        match self {
+            Self::Route(prefix, on) => super::gateway::tell_fabric(socket, gateway, *prefix, *on),
+            Self::PeerAs { neighbor, peer_as } => {
+                super::gateway::tell_fabric_peer_as(socket, gateway, neighbor, *peer_as)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ToFabric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Route(prefix, true) => write!(f, "BGP route {prefix} published into"),
+            Self::Route(prefix, false) => write!(f, "BGP route {prefix} withdrawn from"),
+            Self::PeerAs {
+                neighbor,
+                peer_as: Some(a),
+            } => write!(f, "neighbor {neighbor}'s AS {a} told to"),
+            Self::PeerAs {
+                neighbor,
+                peer_as: None,
+            } => write!(f, "neighbor {neighbor}'s session end told to"),
+        }
+    }
+}
+
 /// Tells the fabric, in order, what BGP publishes and withdraws; the client blocks, so each
 /// call runs off the runtime. A refusal is logged and retried once after a second.
 async fn publisher(socket: PathBuf, gateway: String, mut rx: mpsc::UnboundedReceiver<ToFabric>) {
     while let Some(msg) = rx.recv().await {
         for attempt in 0..2 {
-            let (s, g) = (socket.clone(), gateway.clone());
-            let what = match &msg {
-                ToFabric::Route(prefix, on) => format!(
-                    "BGP route {prefix} {}",
-                    if *on {
-                        "published into"
-                    } else {
-                        "withdrawn from"
-                    }
-                ),
-                ToFabric::PeerAs { neighbor, peer_as } => match peer_as {
-                    Some(a) => format!("neighbor {neighbor}'s AS {a} told to"),
-                    None => format!("neighbor {neighbor}'s session end told to"),
-                },
-            };
-            let call = match &msg {
-                ToFabric::Route(prefix, on) => {
-                    let (prefix, on) = (*prefix, *on);
-                    tokio::task::spawn_blocking(move || {
-                        super::gateway::tell_fabric(&s, &g, prefix, on)
-                    })
-                }
-                ToFabric::PeerAs { neighbor, peer_as } => {
-                    let (n, a) = (neighbor.clone(), *peer_as);
-                    tokio::task::spawn_blocking(move || {
-                        super::gateway::tell_fabric_peer_as(&s, &g, &n, a)
-                    })
-                }
-            };
-            match call.await {
+            let (s, g, m) = (socket.clone(), gateway.clone(), msg.clone());
+            match tokio::task::spawn_blocking(move || m.tell(&s, &g)).await {
                 Ok(Ok(())) => {
-                    tracing::info!("{what} the fabric");
+                    tracing::info!("{msg} the fabric");
                     break;
                 }
                 Ok(Err(e)) if attempt == 0 => {
-                    tracing::warn!("{what} the fabric: {e:#}; retrying");
+                    tracing::warn!("{msg} the fabric: {e:#}; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
-                Ok(Err(e)) => tracing::error!("{what} the fabric: {e:#}"),
+                Ok(Err(e)) => tracing::error!("{msg} the fabric: {e:#}"),
                 Err(e) => tracing::error!("telling the fabric: {e}"),
             }
         }
