@@ -1,11 +1,12 @@
 //! The fabric controller: the one process that owns the lab's fabric state while the lab
 //! runs. It keeps every node's kernel routes equal to the fabric's tables, and serves a local
 //! API on a Unix socket (mode 0600, root only) through which VPN gateways publish and
-//! withdraw routes and the CLI reads tables.
+//! withdraw routes and report the data center's AS on their BGP sessions, and the CLI reads
+//! tables and status.
 //!
 //! A write is applied to a copy of the fabric, programmed into the kernels, and only then
 //! committed and persisted: a rejected or failed request changes nothing, and publications
-//! survive a controller restart.
+//! (and the gateways' reports of the data center's AS) survive a controller restart.
 
 use std::{
     collections::BTreeMap,

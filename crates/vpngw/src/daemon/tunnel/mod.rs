@@ -18,6 +18,8 @@
 //! the engine through [`EngineEvent`]s and a shared status snapshot. The arrows carry batches
 //! (`datapath`): TSO super-packets from the TUN device, UDP GSO sends, recvmmsg of UDP GRO
 //! batches, GRO-coalesced TUN writes; each wake-up drains a source until it would block.
+//! Beside the engine, `mtu` checks at start and reload that a full TUN-MTU packet still fits
+//! the kernel's path to each peer once encrypted (the outer packets carry DF).
 
 mod datapath;
 mod engine;
