@@ -3,6 +3,7 @@
 # IPsec (kernel-libipsec) and boringtun, in ONE run on ONE four-namespace topology:
 #
 #   vpb-client 192.168.10.10 --c0|lan0-- vpb-gw1 --wan0|wan0 (172.16.0.1/30 - .2)-- vpb-gw2 --lan0|s0-- vpb-server 10.0.1.10
+#   (the prefix vpb is $NSP)
 #
 # In turn: plain routing (the ceiling), strongSwan 5.9 kernel-libipsec (aes128gcm16, then
 # chacha20poly1305), boringtun `-t 1` (its best thread count here), vpngw (two `vpngw run`
@@ -13,11 +14,25 @@
 # point: both gateways, iperf3's two ends and the kernel share the machine's cores, and
 # absolute figures move with the load from other users of the machine.
 #
+# RTT_ROUNDS=N adds, after those rows, N alternating rounds of idle RTT only: each round brings
+# up boringtun -t 1, vpngw aes128gcm16 (and VPNGW_BASE, another vpngw build, if set) one after
+# the other on the same topology, each measured with RTT_PINGS pings and torn down before the
+# next; the order rotates from round to round. A single row's RTT ratio swings 0.8x-1.5x on a
+# shared 2-vCPU machine; the median over rounds, each implementation first as often as the
+# others, is what can be compared with boringtun's.
+#
 # Usage:  bash bench/throughput.sh                # ~5 min after the release build
 #         QUICK=1 bash bench/throughput.sh        # DUR=3 RUNS=1
 #         IMPLS="plain vpngw" bash bench/throughput.sh
 #         VPNGW=/path/to/vpngw bash bench/throughput.sh   # another build (e.g. before a change)
-# Env:    DUR=10 RUNS=2 IMPLS="plain strongswan boringtun vpngw"
+#         IMPLS=none RTT_ROUNDS=6 bash bench/throughput.sh            # only the RTT rounds
+#         IMPLS=none RTT_ROUNDS=6 VPNGW_BASE=/path/to/main/vpngw bash bench/throughput.sh
+#         NSP=vpr bash bench/throughput.sh   # beside another run (namespaces vpr-*)
+# Env:    DUR=10 RUNS=2 IMPLS="plain strongswan boringtun vpngw" (IMPLS=none or "": no rows)
+#         RTT_ROUNDS=0 RTT_PINGS=200 (pings per implementation per round, 20 ms apart)
+#         VPNGW_BASE=path (a third column in the rounds, "vpngw base")
+#         NSP=vpb (prefix of the namespaces, of the WireGuard interfaces and so of their
+#         global sockets /var/run/wireguard/wg${NSP}{1,2}.sock; at most 12 characters)
 #         BORINGTUN=path (default: boringtun-cli on PATH, else $CACHE/boringtun/bin, else
 #         `cargo install boringtun-cli --root $CACHE/boringtun`, skipped with a note if that fails)
 #         CACHE=/work/.cache-perf  KEEP_LOGS=1 (keep $W)
@@ -25,22 +40,36 @@
 # Needs:  root, iproute2, jq, python3; installs iperf3 (and wireguard-tools for boringtun) with
 #         apt-get if missing; strongSwan rows need strongswan-charon strongswan-swanctl
 #         libstrongswan-standard-plugins libstrongswan-extra-plugins (skipped with a note if absent).
-# Namespaces are vpb-*; they, and every process in them, are removed on exit, error or signal.
+# Namespaces are $NSP-*; the ones this run created, and every process in them, are removed on
+# exit, error or signal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 if [ "${QUICK:-0}" = 1 ]; then DUR=${DUR:-3}; RUNS=${RUNS:-1}; fi
 DUR=${DUR:-10}; RUNS=${RUNS:-2}
-IMPLS=${IMPLS:-"plain strongswan boringtun vpngw"}
+# `-` rather than `:-`: IMPLS="" (like IMPLS=none) means no iperf rows, e.g. only RTT rounds
+IMPLS=${IMPLS-"plain strongswan boringtun vpngw"}
+[ "$IMPLS" = none ] && IMPLS=""
+RTT_ROUNDS=${RTT_ROUNDS:-0}; RTT_PINGS=${RTT_PINGS:-200}
+[[ "$RTT_ROUNDS$RTT_PINGS" =~ ^[0-9]+$ ]] || { echo "RTT_ROUNDS and RTT_PINGS are numbers" >&2; exit 2; }
+VPNGW_BASE=${VPNGW_BASE:-}
 CACHE=${CACHE:-/work/.cache-perf}
-W=$(mktemp -d /tmp/vpb-throughput.XXXXXX)
-NS=(vpb-client vpb-gw1 vpb-gw2 vpb-server)
-RES=$W/results.tsv
-: >"$RES"
+NSP=${NSP:-vpb}
+# the WireGuard interface is wg$NSP1: IFNAMSIZ leaves 15 characters
+[[ "$NSP" =~ ^[a-z0-9]{1,12}$ ]] || { echo "NSP must be 1-12 characters [a-z0-9], not '$NSP'" >&2; exit 2; }
+W=$(mktemp -d "/tmp/$NSP-throughput.XXXXXX")
+NS=("$NSP-client" "$NSP-gw1" "$NSP-gw2" "$NSP-server")
+# WireGuard interfaces live in the namespaces, but boringtun's control sockets are named after
+# them in the global /var/run/wireguard: they carry the prefix so that two runs do not collide
+WG1=wg${NSP}1 WG2=wg${NSP}2
+WGSOCKS=("/var/run/wireguard/$WG1.sock" "/var/run/wireguard/$WG2.sock")
+RES=$W/results.tsv ROUNDS=$W/rounds.tsv
+: >"$RES"; : >"$ROUNDS"
+CREATED=()   # namespaces this run added: cleanup never touches another run's
 
 cleanup() {
   set +e
-  for n in "${NS[@]}"; do
+  for n in "${CREATED[@]}"; do
     if ip netns list | grep -qw "^$n"; then
       # only processes living in namespaces this script created
       for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null; done
@@ -49,7 +78,7 @@ cleanup() {
       ip netns del "$n"
     fi
   done
-  rm -f /var/run/wireguard/wgvpb1.sock /var/run/wireguard/wgvpb2.sock
+  [ ${#CREATED[@]} -gt 0 ] && rm -f "${WGSOCKS[@]}"
   [ "${KEEP_LOGS:-0}" = 1 ] && echo "logs kept in $W" || rm -rf "$W"
 }
 trap cleanup EXIT; trap 'exit 130' INT; trap 'exit 143' TERM
@@ -60,8 +89,10 @@ note() { echo "# $*"; }
 command -v iperf3 >/dev/null || { note "installing iperf3"; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iperf3 >/dev/null; }
 command -v jq >/dev/null || { note "installing jq"; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends jq >/dev/null; }
 
+# the RTT rounds need boringtun and vpngw whatever IMPLS says
+need() { [[ " $IMPLS " == *" $1 "* ]] || [ "$RTT_ROUNDS" -gt 0 ]; }
 VPNGW=${VPNGW:-}
-if [[ " $IMPLS " == *" vpngw "* ]] && [ -z "$VPNGW" ]; then
+if need vpngw && [ -z "$VPNGW" ]; then
   note "building vpngw (release)"
   cargo build --release --locked -p vpngw --bin vpngw >"$W/build.log" 2>&1 || { cat "$W/build.log"; exit 2; }
   VPNGW=${CARGO_TARGET_DIR:-$ROOT/target}/release/vpngw
@@ -69,13 +100,13 @@ fi
 
 BT=${BORINGTUN:-$(command -v boringtun-cli || true)}
 [ -z "$BT" ] && [ -x "$CACHE/boringtun/bin/boringtun-cli" ] && BT=$CACHE/boringtun/bin/boringtun-cli
-if [[ " $IMPLS " == *" boringtun "* ]]; then
+if need boringtun; then
   if [ -z "$BT" ]; then
     note "installing boringtun-cli into $CACHE/boringtun (~2-3 min)"
     if cargo install boringtun-cli --root "$CACHE/boringtun" >"$W/bt-install.log" 2>&1; then
       BT=$CACHE/boringtun/bin/boringtun-cli
     else
-      note "boringtun-cli could not be installed (see cargo install output below); its rows are skipped"
+      note "boringtun-cli could not be installed (see cargo install output below); its rows (and the RTT rounds) are skipped"
       tail -5 "$W/bt-install.log"
     fi
   fi
@@ -85,6 +116,8 @@ if [[ " $IMPLS " == *" boringtun "* ]]; then
   fi
   [ -z "$BT" ] && IMPLS=${IMPLS//boringtun/}
 fi
+if [ "$RTT_ROUNDS" -gt 0 ] && [ -z "$BT" ]; then note "no boringtun: no RTT rounds"; RTT_ROUNDS=0; fi
+if [ -n "$VPNGW_BASE" ] && ! [ -x "$VPNGW_BASE" ]; then echo "VPNGW_BASE=$VPNGW_BASE is not an executable" >&2; exit 2; fi
 if [[ " $IMPLS " == *" strongswan "* ]] && ! [ -x /usr/lib/ipsec/charon ] ; then
   note "strongSwan (charon) not installed: its rows are skipped"; IMPLS=${IMPLS//strongswan/}
 fi
@@ -92,36 +125,41 @@ fi
 # ---------------------------------------------------------------- topology
 topo_up() {
   for n in "${NS[@]}"; do
-    ip netns add "$n"; ip -n "$n" link set lo up
+    if ip netns list | grep -qw "^$n"; then
+      echo "namespace $n exists (another run? NSP=other to run beside it)" >&2; exit 2
+    fi
+  done
+  for n in "${NS[@]}"; do
+    ip netns add "$n"; CREATED+=("$n"); ip -n "$n" link set lo up
     ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
   done
-  ip link add c0   netns vpb-client type veth peer name lan0 netns vpb-gw1
-  ip link add wan0 netns vpb-gw1    type veth peer name wan0 netns vpb-gw2
-  ip link add lan0 netns vpb-gw2    type veth peer name s0   netns vpb-server
-  ip -n vpb-client addr add 192.168.10.10/24 dev c0
-  ip -n vpb-gw1    addr add 192.168.10.1/24  dev lan0
-  ip -n vpb-gw1    addr add 172.16.0.1/30    dev wan0
-  ip -n vpb-gw2    addr add 172.16.0.2/30    dev wan0
-  ip -n vpb-gw2    addr add 10.0.1.1/24      dev lan0
-  ip -n vpb-server addr add 10.0.1.10/24     dev s0
-  ip -n vpb-client link set c0 up; ip -n vpb-server link set s0 up
-  for g in vpb-gw1 vpb-gw2; do
-    ip -n $g link set lan0 up; ip -n $g link set wan0 up
-    ip netns exec $g sysctl -qw net.ipv4.ip_forward=1
+  ip link add c0   netns "$NSP-client" type veth peer name lan0 netns "$NSP-gw1"
+  ip link add wan0 netns "$NSP-gw1"    type veth peer name wan0 netns "$NSP-gw2"
+  ip link add lan0 netns "$NSP-gw2"    type veth peer name s0   netns "$NSP-server"
+  ip -n "$NSP-client" addr add 192.168.10.10/24 dev c0
+  ip -n "$NSP-gw1"    addr add 192.168.10.1/24  dev lan0
+  ip -n "$NSP-gw1"    addr add 172.16.0.1/30    dev wan0
+  ip -n "$NSP-gw2"    addr add 172.16.0.2/30    dev wan0
+  ip -n "$NSP-gw2"    addr add 10.0.1.1/24      dev lan0
+  ip -n "$NSP-server" addr add 10.0.1.10/24     dev s0
+  ip -n "$NSP-client" link set c0 up; ip -n "$NSP-server" link set s0 up
+  for g in "$NSP-gw1" "$NSP-gw2"; do
+    ip -n "$g" link set lan0 up; ip -n "$g" link set wan0 up
+    ip netns exec "$g" sysctl -qw net.ipv4.ip_forward=1
   done
-  ip -n vpb-client route add default via 192.168.10.1
-  ip -n vpb-server route add default via 10.0.1.1
-  ip netns exec vpb-server iperf3 -s -D --pidfile "$W/iperf3.pid" >/dev/null
+  ip -n "$NSP-client" route add default via 192.168.10.1
+  ip -n "$NSP-server" route add default via 10.0.1.1
+  ip netns exec "$NSP-server" iperf3 -s -D --pidfile "$W/iperf3.pid" >/dev/null
   sleep 0.3
 }
 
 # ---------------------------------------------------------------- measurement
-wait_ping() { for _ in $(seq 300); do ip netns exec vpb-client ping -c 1 -W 0.2 10.0.1.10 >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+wait_ping() { for _ in $(seq 300); do ip netns exec "$NSP-client" ping -c 1 -W 0.2 10.0.1.10 >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
 cpu_ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# idle RTT: median of 100 pings 20 ms apart (the mean of a few is dominated by the odd
-# wake-up of a descheduled vCPU on this shared machine; every row is measured the same way)
+# idle RTT: median of $1 (default 100) pings 20 ms apart (the mean of a few is dominated by
+# the odd wake-up of a descheduled vCPU on this shared machine; every row is measured the same way)
 rtt_ms() {
-  ip netns exec vpb-client ping -c 100 -i 0.02 10.0.1.10 | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' \
+  ip netns exec "$NSP-client" ping -c "${1:-100}" -i 0.02 10.0.1.10 | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' \
     | sort -g | awk '{v[NR]=$1} END {if (NR) print (NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2); else print "nan"}'
 }
 
@@ -130,7 +168,7 @@ iperf_once() { # $1 = extra args, $2 $3 = gateway pids (may be empty)
   local j a0 b0 a1 b1 t0 t1 hz el
   hz=$(getconf CLK_TCK)
   a0=$(cpu_ticks "$2"); b0=$(cpu_ticks "$3"); t0=$(date +%s%N)
-  j=$(ip netns exec vpb-client iperf3 -c 10.0.1.10 -t "$DUR" -J $1) || { echo "0 0 0"; return; }
+  j=$(ip netns exec "$NSP-client" iperf3 -c 10.0.1.10 -t "$DUR" -J $1) || { echo "0 0 0"; return; }
   a1=$(cpu_ticks "$2"); b1=$(cpu_ticks "$3"); t1=$(date +%s%N)
   el=$(( (t1 - t0) / 1000000 ))
   echo "$(echo "$j" | jq -r '.end.sum_received.bits_per_second/1e9') $(( (a1-a0)*100000/hz/el )) $(( (b1-b0)*100000/hz/el ))"
@@ -145,7 +183,7 @@ profile() { # $1 = row name, $2 $3 = gateway pids
   local f=$PROFILE/${1// /-}
   perf record -q -F 999 -o "$f.data" -p "$2,$3" -- sleep "$DUR" >/dev/null 2>&1 &
   local pp=$!
-  ip netns exec vpb-client iperf3 -c 10.0.1.10 -t "$DUR" >/dev/null 2>&1 || true
+  ip netns exec "$NSP-client" iperf3 -c 10.0.1.10 -t "$DUR" >/dev/null 2>&1 || true
   wait "$pp" || true
   perf report -i "$f.data" --no-children --sort comm,dso,sym --percent-limit 0.7 --stdio 2>/dev/null \
     | grep -v '^$' >"$f.txt" || true
@@ -173,11 +211,11 @@ stop_pid() { local p=$1; [ -n "$p" ] || return 0; kill "$p" 2>/dev/null || true;
 # ---------------------------------------------------------------- plain routing
 run_plain() {
   note "plain routing (kernel forwarding, offloads on): the ceiling"
-  ip -n vpb-gw1 route add 10.0.1.0/24     via 172.16.0.2
-  ip -n vpb-gw2 route add 192.168.10.0/24 via 172.16.0.1
+  ip -n "$NSP-gw1" route add 10.0.1.0/24     via 172.16.0.2
+  ip -n "$NSP-gw2" route add 192.168.10.0/24 via 172.16.0.1
   measure plain "" ""
-  ip -n vpb-gw1 route del 10.0.1.0/24
-  ip -n vpb-gw2 route del 192.168.10.0/24
+  ip -n "$NSP-gw1" route del 10.0.1.0/24
+  ip -n "$NSP-gw2" route del 192.168.10.0/24
 }
 
 # ---------------------------------------------------------------- strongSwan kernel-libipsec
@@ -226,11 +264,11 @@ charon_start() { # $1=gw; prints pid
   rm -f "$d/charon.vici"
   # `ip netns exec` gives a private mount namespace: a tmpfs over /run keeps the two
   # charons' /run/charon.pid apart
-  ip netns exec "vpb-$1" sh -c "mount -t tmpfs -o size=8m tmpfs /run && \
+  ip netns exec "$NSP-$1" sh -c "mount -t tmpfs -o size=8m tmpfs /run && \
       exec env STRONGSWAN_CONF=$d/strongswan.conf /usr/lib/ipsec/charon" >"$d/charon.stdout" 2>&1 &
   local pid=$!
   for _ in $(seq 50); do [ -S "$d/charon.vici" ] && break; sleep 0.1; done
-  [ -S "$d/charon.vici" ] || { note "charon in vpb-$1 did not start"; cat "$d/charon.stdout" >&2; return 1; }
+  [ -S "$d/charon.vici" ] || { note "charon in $NSP-$1 did not start"; cat "$d/charon.stdout" >&2; return 1; }
   swanctl --load-all --noprompt --file "$d/swanctl.conf" --uri "unix://$d/charon.vici" >/dev/null 2>&1 || true
   echo "$pid"
 }
@@ -252,31 +290,45 @@ run_strongswan() {
   done
 }
 
+# ---------------------------------------------------------------- bring-up / tear-down
+# bt_up / vpngw_up start the two gateway daemons in the background, leave their pids in UP1
+# UP2 and succeed once a ping gets through (the caller calls bt_down / vpngw_down either way).
+# Globals rather than printed pids: a daemon started inside $(...) would hold the command
+# substitution's pipe open. The iperf rows and the RTT rounds both bring tunnels up with these.
+UP1="" UP2=""
+
 # ---------------------------------------------------------------- boringtun
+bt_up() {
+  local d=$W/wg g s
+  if ! [ -s "$d/gw2.pub" ]; then
+    mkdir -p "$d"; ( umask 077; for g in gw1 gw2; do wg genkey >"$d/$g.key"; wg pubkey <"$d/$g.key" >"$d/$g.pub"; done )
+  fi
+  rm -f "${WGSOCKS[@]}"   # a stale socket would pass the wait below before boringtun listens
+  ip netns exec "$NSP-gw1" "$BT" -f --disable-drop-privileges -t 1 -v error -l "$d/gw1.log" "$WG1" >"$d/gw1.stdout" 2>&1 & UP1=$!
+  ip netns exec "$NSP-gw2" "$BT" -f --disable-drop-privileges -t 1 -v error -l "$d/gw2.log" "$WG2" >"$d/gw2.stdout" 2>&1 & UP2=$!
+  for s in "${WGSOCKS[@]}"; do for _ in $(seq 50); do [ -S "$s" ] && break; sleep 0.1; done; done
+  ip netns exec "$NSP-gw1" wg set "$WG1" private-key "$d/gw1.key" listen-port 51820 peer "$(cat "$d/gw2.pub")" allowed-ips 10.0.1.0/24 endpoint 172.16.0.2:51820
+  ip netns exec "$NSP-gw2" wg set "$WG2" private-key "$d/gw2.key" listen-port 51820 peer "$(cat "$d/gw1.pub")" allowed-ips 192.168.10.0/24 endpoint 172.16.0.1:51820
+  ip -n "$NSP-gw1" link set "$WG1" mtu 1420 up; ip -n "$NSP-gw1" route replace 10.0.1.0/24 dev "$WG1"
+  ip -n "$NSP-gw2" link set "$WG2" mtu 1420 up; ip -n "$NSP-gw2" route replace 192.168.10.0/24 dev "$WG2"
+  wait_ping
+}
+bt_down() { stop_pid "$UP1"; stop_pid "$UP2"; UP1="" UP2=""; rm -f "${WGSOCKS[@]}"; }
+
 run_boringtun() {
-  local d=$W/wg g p1 p2
-  mkdir -p "$d"; ( umask 077; for g in gw1 gw2; do wg genkey >"$d/$g.key"; wg pubkey <"$d/$g.key" >"$d/$g.pub"; done )
   note "boringtun $("$BT" --version | awk '{print $NF}') -t 1 (WireGuard: ChaCha20-Poly1305)"
-  for g in gw1 gw2; do
-    ip netns exec "vpb-$g" "$BT" -f --disable-drop-privileges -t 1 -v error -l "$d/$g.log" "wgvpb${g#gw}" >"$d/$g.stdout" 2>&1 &
-    eval "p${g#gw}=$!"
-  done
-  for g in 1 2; do for _ in $(seq 50); do [ -S /var/run/wireguard/wgvpb$g.sock ] && break; sleep 0.1; done; done
-  ip netns exec vpb-gw1 wg set wgvpb1 private-key "$d/gw1.key" listen-port 51820 peer "$(cat "$d/gw2.pub")" allowed-ips 10.0.1.0/24 endpoint 172.16.0.2:51820
-  ip netns exec vpb-gw2 wg set wgvpb2 private-key "$d/gw2.key" listen-port 51820 peer "$(cat "$d/gw1.pub")" allowed-ips 192.168.10.0/24 endpoint 172.16.0.1:51820
-  ip -n vpb-gw1 link set wgvpb1 mtu 1420 up; ip -n vpb-gw1 route replace 10.0.1.0/24 dev wgvpb1
-  ip -n vpb-gw2 link set wgvpb2 mtu 1420 up; ip -n vpb-gw2 route replace 192.168.10.0/24 dev wgvpb2
-  if wait_ping; then measure "boringtun -t1" "$p1" "$p2"; else note "boringtun tunnel did not come up"; fi
-  stop_pid "$p1"; stop_pid "$p2"; rm -f /var/run/wireguard/wgvpb1.sock /var/run/wireguard/wgvpb2.sock
+  if bt_up; then measure "boringtun -t1" "$UP1" "$UP2"; else note "boringtun tunnel did not come up"; fi
+  bt_down
 }
 
 # ---------------------------------------------------------------- vpngw
-vpngw_conf() { # $1=gw $2=local $3=peer $4=remote_lan $5=local_inside $6=peer_inside $7=esp $8=initiate
-  local d=$W/vpngw/$1; mkdir -p "$d"
+# The TUN name can stay fixed: each daemon creates it inside its own namespace.
+vpngw_conf() { # $1=dir $2=gw $3=local $4=peer $5=remote_lan $6=local_inside $7=peer_inside $8=esp $9=initiate
+  local d=$1; mkdir -p "$d"
   ( umask 077; echo "vpb-throughput-psk-0123456789abcdef" >"$d/psk" )
   cat >"$d/vpngw.toml" <<EOF
 [gateway]
-name = "vpb-$1"
+name = "$NSP-$2"
 tun = "vpbtun"
 state_dir = "$d/state"
 
@@ -285,50 +337,97 @@ socket = "$d/api.sock"
 
 [[connection]]
 name = "peer"
-local_address = "$2"
-peer_address = "$3"
+local_address = "$3"
+peer_address = "$4"
 psk_file = "$d/psk"
 ike_proposals = ["aes128gcm16-prfsha256-x25519"]
-esp_proposals = ["$7"]
+esp_proposals = ["$8"]
 mode = "route"
 tunnel_cidr = "169.254.30.0/30"
-local_inside = "$5"
-peer_inside = "$6"
-initiate = $8
+local_inside = "$6"
+peer_inside = "$7"
+initiate = $9
 
 [[route]]
-prefix = "$4"
+prefix = "$5"
 connection = "peer"
 EOF
 }
 
+vpngw_up() { # $1=vpngw binary $2=esp $3=directory for both gateways' configs and logs
+  local b=$1 esp=$2 d=$3
+  vpngw_conf "$d/gw1" gw1 172.16.0.1 172.16.0.2 10.0.1.0/24 169.254.30.1 169.254.30.2 "$esp" true
+  vpngw_conf "$d/gw2" gw2 172.16.0.2 172.16.0.1 192.168.10.0/24 169.254.30.2 169.254.30.1 "$esp" false
+  ip netns exec "$NSP-gw2" "$b" run --config "$d/gw2/vpngw.toml" >"$d/gw2/log" 2>&1 & UP2=$!
+  sleep 0.3
+  ip netns exec "$NSP-gw1" "$b" run --config "$d/gw1/vpngw.toml" >"$d/gw1/log" 2>&1 & UP1=$!
+  wait_ping
+}
+vpngw_down() { stop_pid "$UP1"; stop_pid "$UP2"; UP1="" UP2=""; sleep 0.5; }
+
 run_vpngw() {
-  local esp p1 p2
+  local esp
   for esp in aes128gcm16 chacha20poly1305; do
     note "vpngw ($VPNGW), ESP $esp"
-    vpngw_conf gw1 172.16.0.1 172.16.0.2 10.0.1.0/24 169.254.30.1 169.254.30.2 "$esp" true
-    vpngw_conf gw2 172.16.0.2 172.16.0.1 192.168.10.0/24 169.254.30.2 169.254.30.1 "$esp" false
-    ip netns exec vpb-gw2 "$VPNGW" run --config "$W/vpngw/gw2/vpngw.toml" >"$W/vpngw/gw2/log" 2>&1 & p2=$!
-    sleep 0.3
-    ip netns exec vpb-gw1 "$VPNGW" run --config "$W/vpngw/gw1/vpngw.toml" >"$W/vpngw/gw1/log" 2>&1 & p1=$!
-    if wait_ping; then
-      measure "vpngw $esp" "$p1" "$p2"
+    if vpngw_up "$VPNGW" "$esp" "$W/vpngw"; then
+      measure "vpngw $esp" "$UP1" "$UP2"
       # proof that the traffic went through ESP: the SA's counters
       "$VPNGW" sa list --json --api "$W/vpngw/gw1/api.sock" 2>/dev/null \
         | jq -r '.[] | "  gw1 SA \(.proposal) out: \(.packets_out) packets \(.bytes_out) bytes, in: \(.packets_in) packets"' || true
     else
       note "vpngw tunnel with $esp did not come up; row skipped"; tail -5 "$W/vpngw/gw1/log" "$W/vpngw/gw2/log"
     fi
-    stop_pid "$p1"; stop_pid "$p2"; sleep 0.5
+    vpngw_down
+  done
+}
+
+# ---------------------------------------------------------------- RTT rounds
+# Only one tunnel is up at a time (the same addresses and routes serve all of them), so the
+# implementations of a round run one after another; rotating the order makes each one first,
+# i.e. right after topology or previous tear-down work, as often as the others.
+round_up() { # $1 = column
+  case $1 in
+    boringtun)    bt_up ;;
+    vpngw)        vpngw_up "$VPNGW" aes128gcm16 "$W/vpngw" ;;
+    "vpngw base") vpngw_up "$VPNGW_BASE" aes128gcm16 "$W/vpngw-base" ;;
+  esac
+}
+round_down() { if [ "$1" = boringtun ]; then bt_down; else vpngw_down; fi; }
+
+# Appends "round<TAB>column<TAB>ms" to $ROUNDS in the order measured ("nan": not up)
+run_rounds() {
+  local cols=(boringtun vpngw) k r i name rtt line
+  [ -n "$VPNGW_BASE" ] && cols+=("vpngw base")
+  k=${#cols[@]}
+  note "RTT rounds: boringtun -t 1, vpngw ($VPNGW)$([ -n "$VPNGW_BASE" ] && echo ", vpngw base ($VPNGW_BASE)") aes128gcm16"
+  for r in $(seq "$RTT_ROUNDS"); do
+    line="  round $r:"
+    for i in $(seq 0 $((k - 1))); do
+      name=${cols[$(( (i + r - 1) % k ))]}
+      # `|| true`: ping exits non-zero when it lost packets; the median of the rest still counts
+      if round_up "$name"; then rtt=$(rtt_ms "$RTT_PINGS") || true; else rtt=nan; note "$name did not come up in round $r"; fi
+      round_down "$name"
+      printf '%s\t%s\t%s\n' "$r" "$name" "$rtt" >>"$ROUNDS"
+      line="$line $name $rtt ms,"
+    done
+    echo "${line%,}"
   done
 }
 
 # ---------------------------------------------------------------- main
 echo "== $(date -u +%FT%TZ) $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
-echo "== iperf3 TCP ${DUR}s x ${RUNS} per row (single stream P1, 4 streams P4); idle RTT = median of 100 pings"
+if [ -n "${IMPLS// /}" ]; then
+  echo "== iperf3 TCP ${DUR}s x ${RUNS} per row (single stream P1, 4 streams P4); idle RTT = median of 100 pings"
+fi
+if [ "$RTT_ROUNDS" -gt 0 ]; then
+  echo "== then $RTT_ROUNDS alternating rounds of idle RTT only: median of $RTT_PINGS pings per implementation per round"
+fi
+[ -n "${IMPLS// /}" ] || [ "$RTT_ROUNDS" -gt 0 ] || { note "IMPLS is empty and RTT_ROUNDS=0: nothing to measure"; exit 0; }
 topo_up
 for impl in $IMPLS; do "run_$impl"; done
+if [ "$RTT_ROUNDS" -gt 0 ]; then run_rounds; fi
 
+if [ -s "$RES" ]; then
 python3 - "$RES" <<'EOF'
 import sys
 rows = {}
@@ -359,3 +458,39 @@ for esp in ("aes128gcm16", "chacha20poly1305"):
           f"{ratio(v, 'boringtun -t1', 'p1')} boringtun;  P4 {ratio(v, f'strongswan {esp}', 'p4')} strongSwan, "
           f"{ratio(v, 'boringtun -t1', 'p4')} boringtun;  RTT {ratio(v, 'boringtun -t1', 'rtt')} boringtun's")
 EOF
+fi
+
+if [ -s "$ROUNDS" ]; then
+python3 - "$ROUNDS" "$RTT_PINGS" <<'EOF'
+import math, statistics, sys
+cols, data, first = [], {}, {}
+for line in open(sys.argv[1]):
+    r, name, ms = line.rstrip("\n").split("\t")
+    r = int(r)
+    if name not in cols:
+        cols.append(name)
+    first.setdefault(r, name)
+    data[(r, name)] = float(ms or "nan")
+def med(c):
+    v = [x for (r, n), x in data.items() if n == c and not math.isnan(x)]
+    return statistics.median(v) if v else math.nan
+m = {c: med(c) for c in cols}
+w = max(10, *(len(c) for c in cols))
+row = lambda *v: print(("{:<12}" + (" {:>%d}" % w) * len(cols) + "   {}").format(*v).rstrip())
+print()
+print(f"idle RTT, ms (median of {sys.argv[2]} pings 20 ms apart), alternating rounds on one topology")
+row("round", *cols, "first")
+for r in sorted(first):
+    row(str(r), *(f"{data.get((r, c), math.nan):.3f}" for c in cols), first[r])
+row("median", *(f"{m[c]:.3f}" for c in cols), "")
+bt = m.get("boringtun", math.nan)
+row("/ boringtun", *("" if c == "boringtun" else f"{m[c] / bt:.2f}x" if bt > 0 else "-" for c in cols), "")
+print()
+# the floor: idle RTT no worse than boringtun's
+for c in cols:
+    if c != "boringtun":
+        q = m[c] / bt if bt > 0 else math.nan
+        verdict = "no data" if math.isnan(q) else "met" if q <= 1.0 else "not met"
+        print(f"RTT floor: {c}/boringtun = {q:.2f}x ({verdict})")
+EOF
+fi
