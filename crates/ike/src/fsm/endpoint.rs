@@ -277,17 +277,21 @@ impl Endpoint {
     /// inbound ESP counts as liveness, as strongSwan does).
     pub fn handle_child_event(&mut self, now: Instant, spi_in: u32, ev: ChildSaSignal) {
         self.sas.settle();
+        let hard = match ev {
+            ChildSaSignal::InboundTraffic => {
+                self.sas.heard(spi_in, now);
+                return;
+            }
+            ChildSaSignal::SoftLimit => false,
+            ChildSaSignal::HardLimit => true,
+        };
         let Some(spi) = self.sas.owner_of_child(spi_in) else {
             return;
         };
         let Some(sa) = self.sas.get_mut(&spi) else {
             return;
         };
-        match ev {
-            ChildSaSignal::InboundTraffic => sa.inbound_traffic(now),
-            ChildSaSignal::SoftLimit => sa.child_limit(&mut self.ctx, now, spi_in, false),
-            ChildSaSignal::HardLimit => sa.child_limit(&mut self.ctx, now, spi_in, true),
-        }
+        sa.child_limit(&mut self.ctx, now, spi_in, hard);
         self.sas.settle();
     }
 

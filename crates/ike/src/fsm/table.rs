@@ -38,6 +38,16 @@ impl SaTable {
         Some(sa)
     }
 
+    /// Records inbound traffic on the SA holding the Child SA `spi_in` (after `settle`),
+    /// without marking it: the time it was last heard from moves none of its timers (DPD reads
+    /// it when its own timer fires) and none of its children, so the indexes stay true, and
+    /// the data plane's signal, once per packet batch, costs one lookup rather than a settle.
+    pub(crate) fn heard(&mut self, spi_in: u32, now: Instant) {
+        if let Some(sa) = self.by_child.get(&spi_in).and_then(|spi| self.map.get_mut(spi)) {
+            sa.inbound_traffic(now);
+        }
+    }
+
     pub(crate) fn insert(&mut self, spi: IkeSpi, sa: IkeSa) {
         self.dirty.push(spi);
         self.map.insert(spi, sa);

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{
     metrics::Exposition,
-    tunnel::{EngineCommand, EngineEvent},
+    tunnel::{Commands, EngineCommand, EngineEvent},
 };
 use crate::{
     bgpd::{self, Command, Driver, DriverConfig, Handle, NeighborView, Notice},
@@ -108,7 +108,7 @@ fn driver_config(cfg: &config::Config, b: &Bgp) -> DriverConfig {
 pub(crate) fn start(
     cfg: &config::Config,
     b: &Bgp,
-    engine: mpsc::UnboundedSender<EngineCommand>,
+    engine: Commands,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(Handle, mpsc::UnboundedSender<EngineEvent>)> {
     let (mut driver, handle, notices) = Driver::new(driver_config(cfg, b))?;
@@ -166,7 +166,7 @@ struct Tie {
     children: HashMap<String, BTreeSet<u32>>,
     /// Prefixes whose selected route is a peer's, and that peer.
     selected: BTreeMap<IpNet, PeerId>,
-    engine: mpsc::UnboundedSender<EngineCommand>,
+    engine: Commands,
     /// The fabric controller's socket and our name there.
     fabric: Option<(PathBuf, String)>,
     /// `[[route]]` prefixes: their publication is the operator's, never BGP's to withdraw.
@@ -553,15 +553,16 @@ pub(crate) fn write_metrics(out: &mut Exposition, views: &[NeighborView]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tunnel::{self, Inbox};
     use super::*;
 
     fn tie() -> (
         Tie,
         mpsc::UnboundedReceiver<Command>,
-        mpsc::UnboundedReceiver<EngineCommand>,
+        Inbox,
     ) {
         let (commands, cmd_rx) = mpsc::unbounded_channel();
-        let (engine, engine_rx) = mpsc::unbounded_channel();
+        let (engine, engine_rx) = tunnel::commands().unwrap();
         let tie = Tie {
             commands,
             names: vec!["dc1".into(), "dc2".into(), "line".into()],
@@ -583,7 +584,7 @@ mod tests {
 
     #[test]
     fn a_blocking_connection_holds_its_routes_while_the_tunnel_is_down() {
-        let (mut t, _, mut engine) = tie();
+        let (mut t, _, engine) = tie();
         t.block.insert("dc1".into());
         let (fabric, mut published) = mpsc::unbounded_channel();
         let p: IpNet = "10.1.0.0/16".parse().unwrap();
@@ -595,7 +596,7 @@ mod tests {
         });
         t.notice(Notice::Selected(vec![(p, Some(PeerId(0)))]), &fabric);
         assert_eq!(routes(&mut published), [(p, true)]);
-        drain(&mut engine);
+        engine.drain();
 
         // The tunnel goes, BGP withdraws: the route stays routed and published.
         t.engine_event(&EngineEvent::IkeDown {
@@ -603,17 +604,17 @@ mod tests {
             reason: ike::DownReason::PeerDead,
         });
         t.notice(Notice::Selected(vec![(p, None)]), &fabric);
-        assert!(drain(&mut engine).is_empty());
+        assert!(engine.drain().is_empty());
         assert!(routes(&mut published).is_empty());
 
         // Back, but the peer no longer announces it: released after HOLD_RELEASE.
         t.notice(Notice::Established { peer: PeerId(0) }, &fabric);
         let now = tokio::time::Instant::now();
         t.release_held(now, &fabric);
-        assert!(drain(&mut engine).is_empty(), "not yet");
+        assert!(engine.drain().is_empty(), "not yet");
         t.release_held(now + HOLD_RELEASE, &fabric);
         assert_eq!(
-            drain(&mut engine),
+            engine.drain(),
             [EngineCommand::SetLearned {
                 conn: "dc1".into(),
                 prefixes: vec![]
@@ -688,12 +689,12 @@ mod tests {
 
     #[test]
     fn the_tunnel_peers_own_host_route_is_neither_routed_nor_published() {
-        let (mut t, _, mut engine) = tie();
+        let (mut t, _, engine) = tie();
         let (fabric, mut published) = mpsc::unbounded_channel();
         let peer: IpNet = "10.0.0.1/32".parse().unwrap();
         t.notice(Notice::Selected(vec![(peer, Some(PeerId(0)))]), &fabric);
         assert_eq!(
-            drain(&mut engine),
+            engine.drain(),
             [EngineCommand::SetLearned {
                 conn: "dc1".into(),
                 prefixes: vec![]
@@ -727,7 +728,7 @@ mod tests {
 
     #[test]
     fn selected_routes_go_into_their_connection_and_published_ones_to_the_fabric() {
-        let (mut t, _, mut engine) = tie();
+        let (mut t, _, engine) = tie();
         let (fabric, mut published) = mpsc::unbounded_channel();
         let p = |s: &str| -> IpNet { s.parse().unwrap() };
         t.notice(
@@ -741,7 +742,7 @@ mod tests {
             ]),
             &fabric,
         );
-        let mut cmds = drain(&mut engine);
+        let mut cmds = engine.drain();
         cmds.sort_by_key(|c| format!("{c:?}"));
         assert_eq!(
             cmds,
@@ -776,7 +777,7 @@ mod tests {
             &fabric,
         );
         assert_eq!(
-            drain(&mut engine),
+            engine.drain(),
             [EngineCommand::SetLearned {
                 conn: "dc1".into(),
                 prefixes: vec![]
@@ -791,7 +792,7 @@ mod tests {
             Notice::Selected(vec![(p("10.2.0.0/16"), Some(PeerId(0)))]),
             &fabric,
         );
-        let mut cmds = drain(&mut engine);
+        let mut cmds = engine.drain();
         cmds.sort_by_key(|c| format!("{c:?}"));
         assert_eq!(
             cmds,

@@ -23,7 +23,7 @@ use super::{
         RouteView, SaView, Snapshot, Status, TunInfo, TunnelState,
     },
     store::Store,
-    tunnel::{EngineCommand, Reconfigure},
+    tunnel::{Commands, EngineCommand, Reconfigure},
 };
 use crate::{
     bgpd::{self, BgpRoute, NeighborView, RouteDir},
@@ -134,7 +134,7 @@ pub(crate) struct Gateway {
     /// Whether each `[[route]]` prefix is published now.
     published: Mutex<BTreeMap<IpNet, bool>>,
     /// Admin state changes go to the tunnel engine.
-    engine: mpsc::UnboundedSender<EngineCommand>,
+    engine: Commands,
     /// Reload requests go to the main task.
     reloads: Mutex<Option<mpsc::UnboundedSender<ReloadRequest>>>,
     /// The BGP speaker, when `[bgp]` is configured (set once it runs).
@@ -149,7 +149,7 @@ impl Gateway {
         tun: TunInfo,
         store: Store,
         metrics: Metrics,
-        engine: mpsc::UnboundedSender<EngineCommand>,
+        engine: Commands,
     ) -> anyhow::Result<Self> {
         let saved = store.admin_states()?;
         let conns = cfg
@@ -879,7 +879,7 @@ mod tests {
             tun,
             store,
             Metrics::default(),
-            mpsc::unbounded_channel().0,
+            crate::daemon::tunnel::commands().unwrap().0,
         )
         .unwrap()
     }

@@ -10,7 +10,7 @@
 //!      │                └ SIGTERM, SIGINT: stop (below)
 //!      ├── API, Unix socket [api] socket (0600) ─┐
 //!      ├── API, TCP [api] listen (bearer token) ─┴─► Gateway { connections, store, metrics }
-//!      ├── tunnel engine, on a thread and runtime of its own: UDP 500/4500 ⇄ ike::Endpoint,
+//!      ├── tunnel engine, on a thread and epoll loop of its own: UDP 500/4500 ⇄ ike::Endpoint,
 //!      │   TUN ⇄ esp SAs ──► state events (see `tunnel`)
 //!      └── BGP ([bgp]): `bgpd` driver, tied to the tunnels' child SAs; learned routes into
 //!          the engine and the fabric (see `bgp`)
@@ -160,19 +160,8 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
     let store = Store::open(&cfg.gateway.state_dir)?;
     let unix = api::listen_unix(&cfg.api.socket)?;
     let socket_file = SocketFile(cfg.api.socket.clone());
-    // The engine runs on a thread of its own, as the `block_on` future of a runtime with only
-    // I/O and timers: a packet that wakes it passes through no task scheduler and no signal
-    // or child-process driver, and the API's tasks never run on its thread. Its TUN device
-    // and sockets are registered with that runtime's reactor.
-    let engine_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .context("the tunnel engine's runtime")?;
-    let (tun, outer) = {
-        let _engine_context = engine_rt.enter();
-        (Tun::create(&cfg)?, OuterSockets::bind(&cfg)?)
-    };
+    let tun = Tun::create(&cfg)?;
+    let outer = OuterSockets::bind(&cfg)?;
     warn_path_mtu(&cfg);
     let tcp = match &cfg.api.tcp {
         Some(t) => Some(
@@ -188,39 +177,44 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
         metrics.udp_received.push((addr, Counter::default()));
     }
     let (events, mut engine_events) = mpsc::unbounded_channel();
-    let (commands, engine_commands) = mpsc::unbounded_channel();
+    let (commands, inbox) = tunnel::commands().context("the tunnel engine's command queue")?;
+    let listening: Vec<std::net::IpAddr> = outer.by_address.keys().copied().collect();
+    let tun_name = tun.info.name.clone();
     let gw = Arc::new(Gateway::new(
         &cfg,
-        tun.info.clone(),
+        tun.info,
         store,
         metrics,
         commands.clone(),
     )?);
+    // The engine owns the device and the sockets: when it stops, they close, and the kernel
+    // removes the device with its addresses and routes.
     let engine = Engine::new(
         &cfg,
-        &outer,
-        tun.device.clone(),
+        outer,
+        tun.device,
         gw.counters(),
         &gw.admin_down(),
         events,
     )?;
     let (reload_tx, mut reloads) = mpsc::unbounded_channel();
     gw.set_reloader(reload_tx);
-    let listening: Vec<std::net::IpAddr> = outer.by_address.keys().copied().collect();
-    let (engine_stop, engine_stopped) = watch::channel(false);
+    let (bgp_stop, bgp_stopped) = watch::channel(false);
     let bgp_events = match &cfg.bgp {
         Some(b) => {
-            let (handle, events) = bgp::start(&cfg, b, commands.clone(), engine_stopped.clone())?;
+            let (handle, events) = bgp::start(&cfg, b, commands.clone(), bgp_stopped)?;
             gw.set_bgp(handle);
             Some(events)
         }
         None => None,
     };
     let (engine_done, engine_finished) = oneshot::channel::<()>();
+    // The engine runs on a thread of its own, in an epoll loop of its own: a packet that wakes
+    // it passes through no async runtime, and the API's tasks never run on its thread.
     std::thread::Builder::new()
         .name("vpngw-engine".to_owned())
         .spawn(move || {
-            engine_rt.block_on(engine.run(engine_commands, engine_stopped));
+            engine.run(inbox);
             let _ = engine_done.send(());
         })
         .context("starting the tunnel engine's thread")?;
@@ -300,7 +294,7 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
         config = %path.display(),
         socket = %cfg.api.socket.display(),
         tcp = ?cfg.api.tcp.as_ref().map(|t| t.listen),
-        tun = %tun.info.name,
+        tun = %tun_name,
         connections = cfg.connections.len(),
         "vpngw running"
     );
@@ -330,8 +324,9 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
         Err(e) => tracing::error!("{e:#}: stopping"),
     }
     let _ = stop.send(());
+    let _ = bgp_stop.send(true);
     // The engine says goodbye to its peers (DELETE) before its sockets close.
-    let _ = engine_stop.send(true);
+    commands.send(tunnel::EngineCommand::Stop);
     if tokio::time::timeout(DRAIN, engine_finished).await.is_err() {
         tracing::warn!("the tunnel engine did not stop within {DRAIN:?}");
     }
@@ -346,9 +341,6 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
     servers.shutdown().await;
     tasks.shutdown().await;
     drop(gw);
-    drop(outer);
-    // The last handle on the device: closing it makes the kernel remove it.
-    drop(tun);
     drop(socket_file);
     tracing::info!("vpngw stopped: TUN device, UDP sockets and API socket removed");
     outcome.map(|_| ())

@@ -3,22 +3,21 @@
 //! RFC 3948 §2). Bound to the address itself, not the wildcard, so replies leave from the
 //! address the peer knows.
 //!
-//! The tunnel engine (`super::tunnel`) reads and writes them, each registered with its
-//! runtime for readability only ([`Socket`]) and given [`SOCKET_BUFFER`]-byte kernel
-//! buffers: a bulk TCP stream through the tunnel arrives as bursts of dozens of datagrams,
-//! and the default ~208 KB receive buffer overflows (`Udp: RcvbufErrors`) whenever the engine
-//! is descheduled for a millisecond, which TCP then sees as loss.
+//! The tunnel engine (`super::tunnel`) reads and writes them from its own epoll loop, and
+//! they get [`SOCKET_BUFFER`]-byte kernel buffers: a bulk TCP stream through the tunnel
+//! arrives as bursts of dozens of datagrams, and the default ~208 KB receive buffer overflows
+//! (`Udp: RcvbufErrors`) whenever the engine is descheduled for a millisecond, which TCP then
+//! sees as loss.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     io,
     net::{IpAddr, SocketAddr, UdpSocket},
-    os::fd::AsRawFd,
-    sync::Arc,
+    os::fd::AsFd,
 };
 
 use anyhow::{Context, Result};
-use tokio::io::{unix::AsyncFd, Interest};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::config::Config;
 
@@ -27,49 +26,43 @@ pub(crate) const IKE_PORT: u16 = 500;
 /// IKE after NAT detection and ESP in UDP (RFC 3948 §2, RFC 7296 §2.23).
 pub(crate) const NAT_T_PORT: u16 = 4500;
 
-/// One outer socket, registered with the runtime for readability only. tokio's `UdpSocket`
-/// registers for writability too, and then every datagram the kernel finishes sending is an
-/// epoll event: an idle ping's round trip woke each gateway once more for nothing, on a core
-/// the other gateway was waiting for. Sends go straight to the socket ([`send`]); only a full
-/// send buffer makes one wait for room.
-pub(crate) type Socket = AsyncFd<UdpSocket>;
+/// How long a send waits for room in a full socket buffer before its datagram is dropped.
+/// The buffer holds ~4 ms of traffic at full speed: a send that finds no room for this long
+/// means the interface is not sending at all, and the engine must not stall behind it.
+const SEND_WAIT: u16 = 100;
 
-/// Runs the non-blocking send `op` on `sock`; when the socket's buffer is full, waits for room
-/// rather than drop the datagram.
-pub(crate) async fn send<R>(
-    sock: &Socket,
+/// Runs the non-blocking send `op` on `sock`; when the socket's buffer is full, waits (up to
+/// [`SEND_WAIT`] ms) for room rather than drop the datagram at once: the sender's backpressure,
+/// as a blocking socket would give it. The wait is on this socket alone, with `poll`: the
+/// engine's epoll set watches readability only, so that the kernel finishing a send never
+/// wakes it.
+pub(crate) fn send<R>(
+    sock: &UdpSocket,
     mut op: impl FnMut(&UdpSocket) -> io::Result<R>,
 ) -> io::Result<R> {
+    let mut waited = false;
     loop {
-        match op(sock.get_ref()) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // A registration for writability of its own, on a duplicate of the descriptor,
-                // for as long as the wait lasts.
-                let dup = register(sock.get_ref().try_clone()?, Interest::WRITABLE)?;
-                let _ready = dup.writable().await?;
+        match op(sock) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !waited => {
+                waited = true;
+                let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
+                match nix::poll::poll(&mut fds, PollTimeout::from(SEND_WAIT)) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             r => return r,
         }
     }
 }
 
-/// Registers `inner` with the runtime for `interest` alone (an outer socket, the TUN device).
-/// tokio deprecated the safe constructor for types whose descriptor may close or change under
-/// the registration; its replacement is `unsafe`, which this workspace forbids. Both types
-/// passed here own their descriptor for as long as the `AsyncFd` owns them, the condition that
-/// replacement asks the caller to promise.
-#[allow(deprecated)]
-pub(crate) fn register<T: AsRawFd>(inner: T, interest: Interest) -> io::Result<AsyncFd<T>> {
-    AsyncFd::with_interest(inner, interest)
-}
-
 /// The sockets of one local address.
 #[derive(Debug)]
 pub(crate) struct AddressSockets {
     /// Port 500.
-    pub(crate) ike: Arc<Socket>,
+    pub(crate) ike: UdpSocket,
     /// Port 4500.
-    pub(crate) nat_t: Arc<Socket>,
+    pub(crate) nat_t: UdpSocket,
 }
 
 /// Every outer socket, by local address.
@@ -79,8 +72,7 @@ pub(crate) struct OuterSockets {
 }
 
 impl OuterSockets {
-    /// Binds ports 500 and 4500 on every distinct `local_address` of `cfg`, registered with the
-    /// current runtime (the engine's).
+    /// Binds ports 500 and 4500 on every distinct `local_address` of `cfg`, non-blocking.
     pub(crate) fn bind(cfg: &Config) -> Result<Self> {
         let addresses: BTreeSet<IpAddr> = cfg.connections.iter().map(|c| c.local_address).collect();
         let mut by_address = BTreeMap::new();
@@ -88,8 +80,8 @@ impl OuterSockets {
             by_address.insert(
                 ip,
                 AddressSockets {
-                    ike: Arc::new(bind(SocketAddr::new(ip, IKE_PORT))?),
-                    nat_t: Arc::new(bind(SocketAddr::new(ip, NAT_T_PORT))?),
+                    ike: bind(SocketAddr::new(ip, IKE_PORT))?,
+                    nat_t: bind(SocketAddr::new(ip, NAT_T_PORT))?,
                 },
             );
         }
@@ -97,7 +89,7 @@ impl OuterSockets {
     }
 
     /// Every socket with its local address.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (SocketAddr, &Arc<Socket>)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SocketAddr, &UdpSocket)> {
         self.by_address.iter().flat_map(|(ip, s)| {
             [
                 (SocketAddr::new(*ip, IKE_PORT), &s.ike),
@@ -110,8 +102,8 @@ impl OuterSockets {
 /// Kernel send and receive buffer of each outer socket: ~4 ms of traffic at 8 Gbit/s.
 const SOCKET_BUFFER: usize = 4 << 20;
 
-/// Binds `addr`, non-blocking, with [`SOCKET_BUFFER`]s; must run inside the runtime.
-fn bind(addr: SocketAddr) -> Result<Socket> {
+/// Binds `addr`, non-blocking, with [`SOCKET_BUFFER`]s.
+fn bind(addr: SocketAddr) -> Result<UdpSocket> {
     let sock = UdpSocket::bind(addr).with_context(|| {
         format!(
             "binding UDP {addr} (is {} configured on this host, and is no other IKE daemon \
@@ -122,8 +114,6 @@ fn bind(addr: SocketAddr) -> Result<Socket> {
     sock.set_nonblocking(true)
         .with_context(|| format!("UDP {addr}: non-blocking mode"))?;
     set_buffers(&sock);
-    let sock = register(sock, Interest::READABLE)
-        .with_context(|| format!("UDP {addr}: registering with the runtime"))?;
     tracing::info!(%addr, "outer UDP socket bound");
     Ok(sock)
 }

@@ -364,7 +364,7 @@ mod tests {
                 tun,
                 store,
                 Metrics::default(),
-                tokio::sync::mpsc::unbounded_channel().0,
+                crate::daemon::tunnel::commands().unwrap().0,
             )
             .unwrap(),
         );

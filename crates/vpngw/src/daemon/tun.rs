@@ -14,23 +14,19 @@
 //! reads are always plain MTU-sized IP packets by then. A kernel that refuses the offload
 //! flags gets a plain device; the same calls then move one packet each.
 
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
-use tokio::io::{unix::AsyncFd, Interest};
 use tun_rs::{DeviceBuilder, SyncDevice};
 
-use super::{model::TunInfo, outer};
+use super::model::TunInfo;
 use crate::{config::Config, netns};
 
 /// The open device.
 pub(crate) struct Tun {
-    /// Read inside packets from it, write decrypted ones to it (the tunnel engine). Registered
-    /// with the runtime for readability only: tun-rs's `AsyncDevice` also polls a parked
-    /// error wait each time the device is not readable, on every wake-up of the engine. A
-    /// write never waits: the device's send buffer is unlimited (`INT_MAX`).
-    pub(crate) device: Arc<AsyncFd<SyncDevice>>,
+    /// Read inside packets from it, write decrypted ones to it: the tunnel engine, which owns
+    /// it, from its epoll loop (non-blocking). A write never waits: the device's send buffer
+    /// is unlimited (`INT_MAX`).
+    pub(crate) device: SyncDevice,
     /// What the API shows.
     pub(crate) info: TunInfo,
 }
@@ -60,9 +56,7 @@ pub(crate) fn inside_addresses(cfg: &Config) -> Vec<Ipv4Net> {
 }
 
 impl Tun {
-    /// Creates the device of `[gateway] tun` with its MTU and inside addresses, up. Must run
-    /// inside the runtime that will read it, the engine's (the device registers with its
-    /// reactor).
+    /// Creates the device of `[gateway] tun` with its MTU and inside addresses, up.
     pub(crate) fn create(cfg: &Config) -> Result<Self> {
         let name = &cfg.gateway.tun;
         let mtu = cfg.gateway.mtu;
@@ -88,8 +82,6 @@ impl Tun {
         device
             .set_nonblocking(true)
             .with_context(|| format!("{name}: non-blocking mode"))?;
-        let device = outer::register(device, Interest::READABLE)
-            .with_context(|| format!("{name}: registering with the runtime"))?;
         // No IPv6 link-local address: the kernel would send router solicitations and MLD
         // reports into the tunnel, counted as drops. IPv6 routes through the device need none.
         // Not fatal: a kernel without IPv6 refuses the setting and has nothing to send.
@@ -108,7 +100,7 @@ impl Tun {
             .with_context(|| format!("bringing {name} up"))?;
         tracing::info!(tun = %name, mtu, addresses = ?addresses, "TUN device up");
         Ok(Self {
-            device: Arc::new(device),
+            device,
             info: TunInfo {
                 name: name.clone(),
                 mtu,

@@ -15,19 +15,13 @@
 
 use std::{
     io::{self, IoSliceMut},
-    net::{IpAddr, SocketAddr},
-    sync::Arc,
-    task::{Context, Poll},
+    net::{SocketAddr, UdpSocket},
 };
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
-use tokio::io::{unix::AsyncFd, Interest};
 use tun_rs::{GROTable, SyncDevice, VIRTIO_NET_HDR_LEN};
 
-use super::super::{
-    metrics::Counter,
-    outer::{self, NAT_T_PORT},
-};
+use super::super::{metrics::Counter, outer};
 
 /// Room in front of an inner packet for the ESP header and IV (the outer IP and UDP headers
 /// are the socket's).
@@ -56,7 +50,7 @@ pub(super) const READS_PER_WAKE: usize = 16;
 /// start).
 pub(super) struct Socket {
     pub(super) local: SocketAddr,
-    pub(super) sock: Arc<outer::Socket>,
+    pub(super) sock: UdpSocket,
     state: UdpSocketState,
     /// Datagrams received on it (`/metrics`).
     pub(super) received: Option<Counter>,
@@ -66,10 +60,10 @@ impl Socket {
     /// Enables UDP GRO, packet info and non-blocking mode on `sock`.
     pub(super) fn new(
         local: SocketAddr,
-        sock: Arc<outer::Socket>,
+        sock: UdpSocket,
         received: Option<Counter>,
     ) -> io::Result<Self> {
-        let state = UdpSocketState::new(sock.get_ref().into())?;
+        let state = UdpSocketState::new((&sock).into())?;
         Ok(Self {
             local,
             sock,
@@ -77,20 +71,6 @@ impl Socket {
             received,
         })
     }
-}
-
-/// The index of one of `sockets` that is readable, or pending until one is. Starts looking
-/// at `start` so that a busy socket does not starve the others.
-pub(super) fn poll_readable(sockets: &[Socket], start: usize, cx: &mut Context<'_>) -> Poll<usize> {
-    let n = sockets.len();
-    for k in 0..n {
-        let i = (start + k) % n;
-        // An error is "ready" too: the next receive returns it and the loop moves on.
-        if sockets[i].sock.poll_read_ready(cx).is_ready() {
-            return Poll::Ready(i);
-        }
-    }
-    Poll::Pending
 }
 
 /// Buffers for TUN → UDP.
@@ -106,7 +86,8 @@ pub(super) struct Outbound {
     count: usize,
     /// The last packet was shorter than `seg`: nothing more may follow it in this send.
     closed: bool,
-    local: IpAddr,
+    /// The index of the socket they leave from.
+    socket: usize,
     remote: SocketAddr,
 }
 
@@ -123,22 +104,20 @@ impl Outbound {
             seg: 0,
             count: 0,
             closed: false,
-            local: IpAddr::from([0, 0, 0, 0]),
+            socket: 0,
             remote: SocketAddr::from(([0, 0, 0, 0], 0)),
         }
     }
 
     /// One TUN read, split into `segments`; the number of packets, or `WouldBlock`.
-    pub(super) fn read(&mut self, tun: &AsyncFd<SyncDevice>) -> io::Result<usize> {
-        tun.try_io(Interest::READABLE, |d| {
-            d.recv_multiple(&mut self.raw, &mut self.segments, &mut self.sizes, HEADROOM)
-        })
+    pub(super) fn read(&mut self, tun: &SyncDevice) -> io::Result<usize> {
+        tun.recv_multiple(&mut self.raw, &mut self.segments, &mut self.sizes, HEADROOM)
     }
 
     /// Whether a sealed packet of `len` bytes for `remote` can join the pending send.
-    fn fits(&self, local: IpAddr, remote: SocketAddr, len: usize, max_segments: usize) -> bool {
+    fn fits(&self, socket: usize, remote: SocketAddr, len: usize, max_segments: usize) -> bool {
         self.count == 0
-            || (self.local == local
+            || (self.socket == socket
                 && self.remote == remote
                 && !self.closed
                 && len <= self.seg
@@ -146,30 +125,29 @@ impl Outbound {
                 && self.gso.len() + len <= GSO_BYTES)
     }
 
-    /// Queues the sealed packet in `segments[i][range]` for `remote`, sending what is
-    /// pending first if it cannot join it.
-    pub(super) async fn push(
+    /// Queues the sealed packet in `segments[i][range]` for `remote`, from `sockets[socket]`,
+    /// sending what is pending first if it cannot join it.
+    pub(super) fn push(
         &mut self,
         sockets: &[Socket],
+        socket: usize,
         i: usize,
         range: std::ops::Range<usize>,
-        local: IpAddr,
         remote: SocketAddr,
     ) {
         let len = range.len();
         let max = sockets
-            .iter()
-            .find(|s| s.local.ip() == local && s.local.port() == NAT_T_PORT)
+            .get(socket)
             .map_or(1, |s| s.state.max_gso_segments());
-        if !self.fits(local, remote, len, max) {
-            self.send(sockets).await;
+        if !self.fits(socket, remote, len, max) {
+            self.send(sockets);
         }
         let Some(pkt) = self.segments.get(i).and_then(|b| b.get(range)) else {
             return;
         };
         if self.count == 0 {
             self.seg = len;
-            self.local = local;
+            self.socket = socket;
             self.remote = remote;
             self.closed = false;
         }
@@ -178,16 +156,12 @@ impl Outbound {
         self.count += 1;
     }
 
-    /// Sends the pending packets with one `sendmsg` (UDP_SEGMENT when more than one), from
-    /// the local address's port-4500 socket.
-    pub(super) async fn send(&mut self, sockets: &[Socket]) {
+    /// Sends the pending packets with one `sendmsg` (UDP_SEGMENT when more than one).
+    pub(super) fn send(&mut self, sockets: &[Socket]) {
         if self.count == 0 {
             return;
         }
-        let Some(s) = sockets
-            .iter()
-            .find(|s| s.local.ip() == self.local && s.local.port() == NAT_T_PORT)
-        else {
+        let Some(s) = sockets.get(self.socket) else {
             self.clear();
             return;
         };
@@ -198,7 +172,7 @@ impl Outbound {
             segment_size: (self.count > 1).then_some(self.seg),
             src_ip: None,
         };
-        if let Err(e) = outer::send(&s.sock, |sock| s.state.try_send(sock.into(), &t)).await {
+        if let Err(e) = outer::send(&s.sock, |sock| s.state.try_send(sock.into(), &t)) {
             tracing::debug!(remote = %self.remote, "sending ESP: {e}");
         }
         self.clear();
@@ -237,10 +211,7 @@ impl Inbound {
     /// One recvmmsg on `s`: the number of buffers filled, or `WouldBlock`.
     pub(super) fn recv(&mut self, s: &Socket) -> io::Result<usize> {
         let mut bufs = self.rx.each_mut().map(|b| IoSliceMut::new(b));
-        let meta = &mut self.meta;
-        s.sock.try_io(Interest::READABLE, |sock| {
-            s.state.recv(sock.into(), &mut bufs, meta)
-        })
+        s.state.recv((&s.sock).into(), &mut bufs, &mut self.meta)
     }
 
     /// Buffer `j` of the last receive — its source, the datagram size (`stride`; the last may
@@ -262,7 +233,7 @@ impl Inbound {
     }
 
     /// Writes what is still queued for the TUN device.
-    pub(super) fn write(&mut self, tun: &AsyncFd<SyncDevice>) {
+    pub(super) fn write(&mut self, tun: &SyncDevice) {
         Tx {
             slots: &mut self.slots,
             filled: &mut self.filled,
@@ -299,16 +270,13 @@ impl Tx<'_> {
 
     /// Writes the queued packets to the TUN device, GRO-coalescing TCP (and UDP) flows into
     /// super-packets where the device takes offloads (one write per flow and batch).
-    pub(super) fn write(&mut self, tun: &AsyncFd<SyncDevice>) {
+    pub(super) fn write(&mut self, tun: &SyncDevice) {
         let n = *self.filled;
         if n == 0 {
             return;
         }
         *self.filled = 0;
-        if let Err(e) =
-            tun.get_ref()
-                .send_multiple(self.gro, &mut self.slots[..n], VIRTIO_NET_HDR_LEN)
-        {
+        if let Err(e) = tun.send_multiple(self.gro, &mut self.slots[..n], VIRTIO_NET_HDR_LEN) {
             tracing::debug!("writing to the TUN device: {e}");
         }
     }

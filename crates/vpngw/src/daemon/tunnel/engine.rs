@@ -1,13 +1,10 @@
-//! The engine proper: one task, one loop, every input and output of the tunnel.
+//! The engine proper: one thread, one loop, every input and output of the tunnel.
 
 use std::{
     collections::HashMap,
-    future::{poll_fn, Future},
     net::{IpAddr, SocketAddr},
-    pin::pin,
     sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
@@ -17,8 +14,7 @@ use ike::{
     Endpoint, EndpointConfig, Event, Proposal, TrafficSelectorPolicy,
 };
 use rib::{NextHop, Route, Source, Table};
-use tokio::io::unix::AsyncFd;
-use tokio::{sync::mpsc, time::Instant as TokioInstant};
+use tokio::sync::mpsc;
 use tun_rs::SyncDevice;
 
 use super::datapath::{self, HEADROOM, READS_PER_WAKE};
@@ -31,6 +27,7 @@ use super::{
     health::{self, HealthCheck, Transition},
     inner,
     kernel::KernelRoutes,
+    reactor::{Inbox, Next, Reactor, Ready},
 };
 use crate::config::{self, Config, HealthPolicy, Mode, OnTunnelDown};
 
@@ -40,12 +37,8 @@ use crate::config::{self, Config, HealthPolicy, Mode, OnTunnelDown};
 /// hundreds of full snapshots (bench/tunnels.sh).
 const SNAPSHOT_MIN_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The outer sockets of one local address.
-#[derive(Debug, Clone)]
-struct Sockets {
-    ike: Arc<outer::Socket>,
-    nat_t: Arc<outer::Socket>,
-}
+/// How often the API's snapshot is refreshed when nothing changes.
+const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the engine tells the rest of the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +86,8 @@ pub(crate) enum EngineCommand {
         conn: String,
         prefixes: Vec<ipnet::IpNet>,
     },
+    /// The daemon is stopping: delete every SA (DELETE to the peers) and return.
+    Stop,
 }
 
 /// What a reload changes in the engine.
@@ -108,23 +103,14 @@ pub(crate) struct Reconfigure {
     pub(crate) connections: Vec<config::Connection>,
 }
 
-/// What woke the engine's loop.
-enum Wake {
-    Stop,
-    Command(EngineCommand),
-    /// The outer socket at this index is readable.
-    Udp(usize),
-    Tun,
-    Timer,
-    Tick,
-}
-
 /// The outbound side of one connection: the SA in use, and where its packets go.
 struct Outbound {
     sa: OutboundSa,
     spi_in: u32,
     proposal: String,
     local: SocketAddr,
+    /// The index of `local`'s socket in the engine's list.
+    socket: Option<usize>,
     remote: SocketAddr,
 }
 
@@ -161,20 +147,26 @@ pub(crate) struct Engine {
     /// entry (~700 bytes inline).
     conns: HashMap<ConnId, Box<Conn>>,
     by_name: HashMap<String, ConnId>,
+    /// The connection of each installed child SA, by inbound SPI: a health check's reply is
+    /// matched against the check of the SA it came through, not every connection's.
+    conn_of_child: HashMap<u32, ConnId>,
     /// Inner destination → connection: `[[route]]` prefixes and route-based inside /30s.
     routes: Table,
-    sockets: HashMap<IpAddr, Sockets>,
-    tun: Arc<AsyncFd<SyncDevice>>,
+    /// Every outer socket; shared so that the loop can hold the list while it mutates the
+    /// engine.
+    sockets: Arc<[datapath::Socket]>,
+    /// A local address and port's index in `sockets`.
+    socket_of: HashMap<SocketAddr, usize>,
+    tun: SyncDevice,
     tun_name: String,
     /// The TUN device's MTU: what the tunnel carries whole, and the MSS that fits it.
     mtu: u16,
     kernel: KernelRoutes,
     events: mpsc::UnboundedSender<EngineEvent>,
-    udp_received: HashMap<SocketAddr, Counter>,
     dropped_no_child_sa: Counter,
     children_installed: u64,
     /// When a change last sent a snapshot ([`SNAPSHOT_MIN_INTERVAL`]).
-    last_snapshot: Option<std::time::Instant>,
+    last_snapshot: Option<Instant>,
     /// The last inner destination looked up and its connection, until the table or the
     /// connections change: the segments of a super-packet, and the packets of a flow, share
     /// a destination, and the lookup (prefix trie, then the connection by name) was a tenth
@@ -195,27 +187,33 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Builds the engine from a validated config; loads every PSK.
+    /// Builds the engine from a validated config, with the sockets and TUN device it will
+    /// own; loads every PSK.
     pub(crate) fn new(
         cfg: &Config,
-        outer: &OuterSockets,
-        tun: Arc<AsyncFd<SyncDevice>>,
+        outer: OuterSockets,
+        tun: SyncDevice,
         metrics: &Metrics,
         admin_down: &[String],
         events: mpsc::UnboundedSender<EngineEvent>,
     ) -> Result<Self> {
-        let sockets = outer
-            .by_address
+        let udp_received: HashMap<SocketAddr, Counter> =
+            metrics.udp_received.iter().cloned().collect();
+        let mut sockets = Vec::new();
+        for (ip, s) in outer.by_address {
+            for (port, sock) in [(IKE_PORT, s.ike), (NAT_T_PORT, s.nat_t)] {
+                let local = SocketAddr::new(ip, port);
+                let received = udp_received.get(&local).cloned();
+                sockets.push(
+                    datapath::Socket::new(local, sock, received)
+                        .with_context(|| format!("outer socket {local}"))?,
+                );
+            }
+        }
+        let socket_of = sockets
             .iter()
-            .map(|(ip, s)| {
-                (
-                    *ip,
-                    Sockets {
-                        ike: Arc::clone(&s.ike),
-                        nat_t: Arc::clone(&s.nat_t),
-                    },
-                )
-            })
+            .enumerate()
+            .map(|(i, s)| (s.local, i))
             .collect();
         let mut engine = Self {
             ike: Endpoint::new(
@@ -232,8 +230,10 @@ impl Engine {
             sad: SadIn::new(),
             conns: HashMap::new(),
             by_name: HashMap::new(),
+            conn_of_child: HashMap::new(),
             routes: Table::new(),
-            sockets,
+            sockets: sockets.into(),
+            socket_of,
             tun,
             tun_name: cfg.gateway.tun.clone(),
             mtu: cfg.gateway.mtu,
@@ -243,14 +243,13 @@ impl Engine {
                 cfg.connections.iter().map(|c| c.peer_address).collect(),
             ),
             events,
-            udp_received: metrics.udp_received.iter().cloned().collect(),
             dropped_no_child_sa: metrics.dropped_no_child_sa.clone(),
             children_installed: 0,
             last_snapshot: None,
             last_route: None,
             rearm: true,
         };
-        let now = std::time::Instant::now();
+        let now = Instant::now();
         for c in &cfg.connections {
             // An operator's `conn down` outlives restarts: such a connection does not start.
             engine.add_conn(c, admin_down.contains(&c.name), now)?;
@@ -259,125 +258,72 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Runs until `shutdown` resolves; then deletes every SA politely (DELETE to the peers).
-    pub(crate) async fn run(
-        mut self,
-        mut commands: mpsc::UnboundedReceiver<EngineCommand>,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
-    ) {
-        let tun = Arc::clone(&self.tun);
-        // Every outer socket is read here, in the engine: no task per socket, no channel, no
-        // copy per datagram. Buffers are allocated once, here.
-        let mut sockets = Vec::new();
-        for (ip, s) in &self.sockets {
-            for (port, sock) in [(IKE_PORT, &s.ike), (NAT_T_PORT, &s.nat_t)] {
-                let local = SocketAddr::new(*ip, port);
-                let received = self.udp_received.get(&local).cloned();
-                match datapath::Socket::new(local, Arc::clone(sock), received) {
-                    Ok(s) => sockets.push(s),
-                    Err(e) => tracing::error!(%local, "outer socket: {e}"),
-                }
+    /// Runs until [`EngineCommand::Stop`] (or until nothing can send commands any more); then
+    /// deletes every SA politely (DELETE to the peers). Blocking: the engine's thread.
+    pub(crate) fn run(mut self, inbox: Inbox) {
+        let sockets = Arc::clone(&self.sockets);
+        let mut reactor = match Reactor::new(&self.tun, sockets.iter().map(|s| &s.sock), &inbox) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("the tunnel engine's epoll set: {e}; the engine does not run");
+                return;
             }
-        }
+        };
+        // Buffers are allocated once, here.
         let mut outbound = datapath::Outbound::new(self.mtu);
         let mut inbound = datapath::Inbound::new();
-        let mut next_socket = 0;
-        self.flush().await;
-        // Every future the loop waits on is built once and polled in place: a `select!` of
-        // fresh futures registered and dropped a watch waiter, a timer entry and the TUN
-        // device's readiness waiter on every wake-up, and computed the deadline over every
-        // SA and connection. The timer moves only when `rearm` says an input may have moved
-        // the deadline. The data path is polled first: a packet that woke the loop is read
-        // before the control inputs are looked at, which happens once it is on its way (an
-        // idle ping waited ~15 µs in each gateway before its first read). Every
-        // `CONTROL_FIRST`-th pass the control inputs go first, so that a saturated data path
-        // never holds off shutdown, commands or timers.
-        const CONTROL_FIRST: u32 = 8;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut stopped = pin!(shutdown.changed());
-        let mut timer = pin!(tokio::time::sleep_until(self.deadline()));
-        let mut commands_open = true;
-        let mut pass: u32 = 0;
-        loop {
+        let mut ready = Vec::new();
+        let mut deadline = self.deadline();
+        let mut next_snapshot = Instant::now() + SNAPSHOT_INTERVAL;
+        self.flush();
+        'run: loop {
+            // The deadline moves only when `rearm` says an input may have moved it: computing
+            // it scans every connection.
             if std::mem::take(&mut self.rearm) {
-                timer.as_mut().reset(self.deadline());
+                deadline = self.deadline();
             }
-            pass = pass.wrapping_add(1);
-            let control_first = pass % CONTROL_FIRST == 0;
-            // The two directions take turns at going first, so that neither starves the
-            // other (TCP's ACKs) while it stays busy.
-            let tun_first = pass % 2 == 0;
-            let wake = poll_fn(|cx| {
-                let mut control = |cx: &mut Context<'_>| {
-                    if stopped.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Wake::Stop);
+            reactor.wait(deadline.min(next_snapshot), &inbox, &mut ready);
+            // Each source gives at most a bounded batch per pass (`READS_PER_WAKE`), so no
+            // direction starves the other (TCP's ACKs), nor the commands and timers below.
+            for &source in &ready {
+                match source {
+                    Ready::Tun => self.handle_inner(&sockets, &mut outbound),
+                    Ready::TunFailed => {
+                        tracing::error!(tun = %self.tun_name, "the TUN device failed (deleted?); no more inside traffic");
+                        reactor.remove_tun(&self.tun);
                     }
-                    if commands_open {
-                        match commands.poll_recv(cx) {
-                            Poll::Ready(Some(cmd)) => return Poll::Ready(Wake::Command(cmd)),
-                            Poll::Ready(None) => commands_open = false,
-                            Poll::Pending => {}
+                    Ready::Socket(i) => {
+                        if let Some(s) = sockets.get(i) {
+                            self.handle_udp(s, &mut inbound);
                         }
                     }
-                    if timer.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Wake::Timer);
-                    }
-                    if tick.poll_tick(cx).is_ready() {
-                        return Poll::Ready(Wake::Tick);
-                    }
-                    Poll::Pending
-                };
-                if control_first {
-                    if let Poll::Ready(w) = control(cx) {
-                        return Poll::Ready(w);
-                    }
+                    Ready::Commands => loop {
+                        match inbox.next() {
+                            Next::Command(EngineCommand::Stop) | Next::Closed => break 'run,
+                            Next::Command(cmd) => self.command(cmd),
+                            Next::Empty => break,
+                        }
+                    },
                 }
-                // An error means the device is gone from under the daemon: no reason to wake
-                // up, the other inputs go on (as `select!` skipped the branch).
-                let tun_ready =
-                    |cx: &mut Context<'_>| matches!(tun.poll_read_ready(cx), Poll::Ready(Ok(_)));
-                if tun_first && tun_ready(cx) {
-                    return Poll::Ready(Wake::Tun);
-                }
-                if let Poll::Ready(i) = datapath::poll_readable(&sockets, next_socket, cx) {
-                    return Poll::Ready(Wake::Udp(i));
-                }
-                if !tun_first && tun_ready(cx) {
-                    return Poll::Ready(Wake::Tun);
-                }
-                if control_first {
-                    Poll::Pending
-                } else {
-                    control(cx)
-                }
-            })
-            .await;
-            match wake {
-                Wake::Stop => break,
-                Wake::Command(cmd) => self.command(cmd),
-                Wake::Udp(i) => {
-                    next_socket = i + 1;
-                    if let Some(s) = sockets.get(i) {
-                        self.handle_udp(s, &tun, &mut inbound).await;
-                    }
-                }
-                Wake::Tun => self.handle_inner(&tun, &sockets, &mut outbound).await,
-                Wake::Timer => {
-                    let now = std::time::Instant::now();
-                    self.ike.handle_timeout(now);
-                    self.health_tick(now).await;
-                    self.rearm = true;
-                }
-                Wake::Tick => self.emit(EngineEvent::Snapshot(self.snapshot())),
             }
-            self.flush().await;
+            let now = Instant::now();
+            if now >= deadline {
+                self.ike.handle_timeout(now);
+                self.health_tick(now);
+                self.rearm = true;
+            }
+            if now >= next_snapshot {
+                next_snapshot = now + SNAPSHOT_INTERVAL;
+                self.emit(EngineEvent::Snapshot(self.snapshot()));
+            }
+            self.flush();
         }
-        let now = std::time::Instant::now();
+        let now = Instant::now();
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for &id in &ids {
             self.ike.remove_connection(now, id);
         }
-        self.flush().await;
+        self.flush();
         // The TUN device's routes go with it, but not the pinned host routes to peers.
         for id in ids {
             self.set_kernel_routes(id, false);
@@ -385,7 +331,7 @@ impl Engine {
     }
 
     fn command(&mut self, cmd: EngineCommand) {
-        let now = std::time::Instant::now();
+        let now = Instant::now();
         self.rearm = true;
         match cmd {
             EngineCommand::Up(name) => {
@@ -398,6 +344,8 @@ impl Engine {
                     self.ike.terminate(now, id);
                 }
             }
+            // The loop stops on it before it gets here.
+            EngineCommand::Stop => {}
             EngineCommand::SetLearned { conn, prefixes } => {
                 if let Some(&id) = self.by_name.get(&conn) {
                     self.set_learned(id, prefixes);
@@ -413,7 +361,7 @@ impl Engine {
         &mut self,
         c: &config::Connection,
         admin_down: bool,
-        now: std::time::Instant,
+        now: Instant,
     ) -> Result<()> {
         let mut ike_conn = ike_connection(c)?;
         ike_conn.initiate &= !admin_down;
@@ -444,7 +392,7 @@ impl Engine {
     }
 
     /// Deletes a connection: DELETE to the peer, its SAs and kernel routes gone.
-    fn remove_conn(&mut self, name: &str, now: std::time::Instant) {
+    fn remove_conn(&mut self, name: &str, now: Instant) {
         let Some(&id) = self.by_name.get(name) else {
             return;
         };
@@ -532,7 +480,7 @@ impl Engine {
     /// A reload: removed and changed connections go (DELETE to their peers), added and
     /// changed ones come (and start), routes are reprogrammed; every other connection's SAs
     /// are left alone.
-    fn reconfigure(&mut self, r: &Reconfigure, now: std::time::Instant) {
+    fn reconfigure(&mut self, r: &Reconfigure, now: Instant) {
         for name in &r.remove {
             self.remove_conn(name, now);
         }
@@ -582,13 +530,8 @@ impl Engine {
     /// Reads `s` until it has nothing more (or [`READS_PER_WAKE`] receives): each receive
     /// brings up to a few hundred datagrams (recvmmsg of UDP-GRO batches); ESP is opened in
     /// place and the inner packets go to the TUN device in GRO-coalesced writes.
-    async fn handle_udp(
-        &mut self,
-        s: &datapath::Socket,
-        tun: &AsyncFd<SyncDevice>,
-        inbound: &mut datapath::Inbound,
-    ) {
-        let now = std::time::Instant::now();
+    fn handle_udp(&mut self, s: &datapath::Socket, inbound: &mut datapath::Inbound) {
+        let now = Instant::now();
         // DPD only needs to know that the SA carried something since the last check: one
         // signal per SA and wake-up, not one per packet.
         let mut signalled: Option<Spi> = None;
@@ -610,7 +553,7 @@ impl Engine {
                         c.inc();
                     }
                     if tx.full() {
-                        tx.write(tun);
+                        tx.write(&self.tun);
                     }
                     self.handle_datagram(now, s.local, remote, data, &mut tx, &mut signalled);
                 }
@@ -618,7 +561,7 @@ impl Engine {
             // Written per receive, not per wake-up: a lone packet (a ping, a TCP ACK) must not
             // wait for the next, empty, receive; a bulk batch is already up to a few hundred
             // packets, GRO-coalesced into a few writes.
-            inbound.write(tun);
+            inbound.write(&self.tun);
         }
     }
 
@@ -626,7 +569,7 @@ impl Engine {
     /// queued for the TUN device.
     fn handle_datagram(
         &mut self,
-        now: std::time::Instant,
+        now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
         data: &mut [u8],
@@ -655,7 +598,7 @@ impl Engine {
                 }
                 if data
                     .get(range.clone())
-                    .is_some_and(|p| self.health_reply(p))
+                    .is_some_and(|p| self.health_reply(spi, p))
                 {
                     return;
                 }
@@ -672,14 +615,9 @@ impl Engine {
     /// Reads the TUN device until it has nothing more (or [`READS_PER_WAKE`] reads). With
     /// offloads one read is a whole TSO super-packet, split into MTU-sized segments; each is
     /// looked up, sealed in place and queued into a UDP GSO send per destination.
-    async fn handle_inner(
-        &mut self,
-        tun: &AsyncFd<SyncDevice>,
-        sockets: &[datapath::Socket],
-        out: &mut datapath::Outbound,
-    ) {
+    fn handle_inner(&mut self, sockets: &[datapath::Socket], out: &mut datapath::Outbound) {
         for _ in 0..READS_PER_WAKE {
-            let n = match out.read(tun) {
+            let n = match out.read(&self.tun) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -728,24 +666,25 @@ impl Engine {
                 let Ok(sealed) = o.sa.seal(area, HEADROOM..end) else {
                     continue;
                 };
-                let (local, remote) = (o.local.ip(), o.remote);
+                let (socket, remote) = (o.socket, o.remote);
                 while let Some(ev) = o.sa.poll_event() {
                     let signal = limit_signal(ev);
                     let spi_in = o.spi_in;
-                    self.ike
-                        .handle_child_event(std::time::Instant::now(), spi_in, signal);
+                    self.ike.handle_child_event(Instant::now(), spi_in, signal);
                     self.rearm = true;
                 }
-                out.push(sockets, i, sealed.packet, local, remote).await;
+                if let Some(socket) = socket {
+                    out.push(sockets, socket, i, sealed.packet, remote);
+                }
             }
-            out.send(sockets).await;
+            out.send(sockets);
         }
     }
 
     /// Seals the inner packet at `buf[HEADROOM..HEADROOM + n]` into the connection's child SA
     /// and sends it to the peer on its own: for the engine's own packets (health probes),
     /// outside the batched path.
-    async fn seal_and_send(&mut self, id: ConnId, buf: &mut [u8], n: usize) {
+    fn seal_and_send(&mut self, id: ConnId, buf: &mut [u8], n: usize) {
         let Some(out) = self.conns.get_mut(&id).and_then(|c| c.out.as_mut()) else {
             // No child SA: the packet is dropped rather than sent anywhere unencrypted.
             self.dropped_no_child_sa.inc();
@@ -760,17 +699,19 @@ impl Engine {
         let Ok(sealed) = out.sa.seal(&mut buf[..end + tail], start..end) else {
             return;
         };
-        let (local, remote) = (out.local, out.remote);
-        if let Some(pkt) = buf.get(sealed.packet) {
-            if let Some(s) = self.sockets.get(&local.ip()) {
-                let _ = outer::send(&s.nat_t, |s| s.send_to(pkt, remote)).await;
+        let remote = out.remote;
+        if let (Some(pkt), Some(s)) = (
+            buf.get(sealed.packet),
+            out.socket.and_then(|i| self.sockets.get(i)),
+        ) {
+            if let Err(e) = outer::send(&s.sock, |s| s.send_to(pkt, remote)) {
+                tracing::debug!(%remote, "sending a health probe: {e}");
             }
         }
         while let Some(ev) = out.sa.poll_event() {
             let signal = limit_signal(ev);
             let spi_in = out.spi_in;
-            self.ike
-                .handle_child_event(std::time::Instant::now(), spi_in, signal);
+            self.ike.handle_child_event(Instant::now(), spi_in, signal);
             self.rearm = true;
         }
     }
@@ -786,20 +727,17 @@ impl Engine {
     }
 
     /// When the timer must fire next: IKE's timers or a health probe.
-    fn deadline(&self) -> TokioInstant {
+    fn deadline(&self) -> Instant {
         self.ike
             .poll_timeout()
             .into_iter()
             .chain(self.health_deadline())
             .min()
-            .map_or_else(
-                || TokioInstant::now() + Duration::from_secs(3600),
-                TokioInstant::from_std,
-            )
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
     }
 
     /// The earliest health probe due on a connection that carries traffic.
-    fn health_deadline(&self) -> Option<std::time::Instant> {
+    fn health_deadline(&self) -> Option<Instant> {
         self.conns
             .values()
             .filter(|c| c.out.is_some())
@@ -808,7 +746,7 @@ impl Engine {
     }
 
     /// Sends the probes that are due and acts on what their silence means.
-    async fn health_tick(&mut self, now: std::time::Instant) {
+    fn health_tick(&mut self, now: Instant) {
         let due: Vec<ConnId> = self
             .conns
             .iter()
@@ -830,30 +768,31 @@ impl Engine {
             }
             let mut buf = vec![0u8; HEADROOM + probe.len() + HEADROOM];
             buf[HEADROOM..HEADROOM + probe.len()].copy_from_slice(&probe);
-            self.seal_and_send(id, &mut buf, probe.len()).await;
+            self.seal_and_send(id, &mut buf, probe.len());
         }
     }
 
     /// Whether a decrypted packet answers a health probe (then it stops here).
-    fn health_reply(&mut self, pkt: &[u8]) -> bool {
+    fn health_reply(&mut self, spi: Spi, pkt: &[u8]) -> bool {
         // Every decrypted packet passes here: anything but an echo reply leaves at once.
         if !health::is_echo_reply(pkt) {
             return false;
         }
-        let mut hit = None;
-        for (id, c) in &mut self.conns {
-            if let Some(change) = c.health.as_mut().and_then(|(h, _)| h.take_reply(pkt)) {
-                hit = Some((*id, change));
-                break;
-            }
-        }
+        let Some(&id) = self.conn_of_child.get(&spi.0) else {
+            return false;
+        };
+        let hit = self
+            .conns
+            .get_mut(&id)
+            .and_then(|c| c.health.as_mut())
+            .and_then(|(h, _)| h.take_reply(pkt));
         match hit {
-            Some((id, Some(t))) => {
+            Some(Some(t)) => {
                 self.health_changed(id, t);
                 self.rearm = true;
                 true
             }
-            Some((_, None)) => true,
+            Some(None) => true,
             None => false,
         }
     }
@@ -890,29 +829,28 @@ impl Engine {
     }
 
     /// Sends what IKE wants sent and applies what it decided.
-    async fn flush(&mut self) {
+    fn flush(&mut self) {
         while let Some((spi, ev)) = self.sad.poll_event() {
             let signal = limit_signal(ev);
-            self.ike
-                .handle_child_event(std::time::Instant::now(), spi.0, signal);
+            self.ike.handle_child_event(Instant::now(), spi.0, signal);
             self.rearm = true;
         }
         while let Some(t) = self.ike.poll_transmit() {
-            let Some(s) = self.sockets.get(&t.local.ip()) else {
+            let Some(s) = self
+                .socket_of
+                .get(&t.local)
+                .and_then(|&i| self.sockets.get(i))
+            else {
+                tracing::debug!(local = %t.local, "IKE message from an address without a socket");
                 continue;
-            };
-            let sock = if t.local.port() == 500 {
-                &s.ike
-            } else {
-                &s.nat_t
             };
             let result = if t.non_esp_marker {
                 let mut b = Vec::with_capacity(4 + t.payload.len());
                 b.extend_from_slice(&esp::encap::NON_ESP_MARKER);
                 b.extend_from_slice(&t.payload);
-                outer::send(sock, |s| s.send_to(&b, t.remote)).await
+                outer::send(&s.sock, |s| s.send_to(&b, t.remote))
             } else {
-                outer::send(sock, |s| s.send_to(&t.payload, t.remote)).await
+                outer::send(&s.sock, |s| s.send_to(&t.payload, t.remote))
             };
             if let Err(e) = result {
                 tracing::debug!(remote = %t.remote, "sending IKE: {e}");
@@ -926,7 +864,7 @@ impl Engine {
         if changed {
             // SAs came or went: the health probes of their connections start or stop.
             self.rearm = true;
-            let now = std::time::Instant::now();
+            let now = Instant::now();
             if self
                 .last_snapshot
                 .is_none_or(|t| now.duration_since(t) >= SNAPSHOT_MIN_INTERVAL)
@@ -977,6 +915,7 @@ impl Engine {
             } => {
                 let name = self.name(conn);
                 let inbound = self.sad.remove(Spi(spi_in));
+                self.conn_of_child.remove(&spi_in);
                 let last = if let Some(c) = self.conns.get_mut(&conn) {
                     if let Some(sa) = inbound {
                         c.retired.bytes_in += sa.bytes();
@@ -1041,6 +980,7 @@ impl Engine {
             .conns
             .get_mut(&conn)
             .context("child SA of an unknown connection")?;
+        self.conn_of_child.insert(child.spi_in, conn);
         // The socket pair the IKE SA floated to: ESP always goes to the peer's 4500.
         let (local, remote) = c
             .out
@@ -1048,11 +988,13 @@ impl Engine {
             .map(|o| (o.local, o.remote))
             .or_else(|| self.ike.sas_of(conn).next().map(|s| (s.local, s.remote)))
             .context("no IKE SA for the child")?;
+        let local = SocketAddr::new(local.ip(), NAT_T_PORT);
         let out = Outbound {
             sa,
             spi_in: child.spi_in,
             proposal: child.proposal.clone(),
-            local: SocketAddr::new(local.ip(), 4500),
+            local,
+            socket: self.socket_of.get(&local).copied(),
             remote: SocketAddr::new(
                 remote.ip(),
                 if remote.port() == 500 {
@@ -1071,7 +1013,7 @@ impl Engine {
             // A new tunnel starts healthy, with its routes, and probes at once.
             c.revoked = false;
             if let Some((h, _)) = &mut c.health {
-                h.reset(std::time::Instant::now());
+                h.reset(Instant::now());
             }
         }
         self.set_kernel_routes(conn, true);

@@ -13,9 +13,10 @@
 //!   commands ─► admin up/down, reload (`Reconfigure`), BGP-learned prefixes (`SetLearned`)
 //! ```
 //!
-//! One task owns all of it, alone on a thread of its own (the `block_on` future of a runtime
-//! with only I/O and timers), so no lock sits on the packet path; the rest of the daemon sees
-//! the engine through [`EngineEvent`]s and a shared status snapshot. The arrows carry batches
+//! One loop owns all of it, alone on a thread of its own, waiting in an epoll set of its own
+//! (`reactor`) rather than in an async runtime, so no lock and no scheduler sits on the packet
+//! path; the rest of the daemon reaches the engine through [`Commands`] (a queue and an
+//! eventfd) and sees it through [`EngineEvent`]s and a shared status snapshot. The arrows carry batches
 //! (`datapath`): TSO super-packets from the TUN device, UDP GSO sends, recvmmsg of UDP GRO
 //! batches, GRO-coalesced TUN writes; each wake-up drains a source until it would block.
 //! Beside the engine, `mtu` checks at start and reload that a full TUN-MTU packet still fits
@@ -27,8 +28,12 @@ mod health;
 mod inner;
 mod kernel;
 pub(crate) mod mtu;
+mod reactor;
 
 pub(crate) use engine::{Engine, EngineCommand, EngineEvent, Reconfigure};
+pub(crate) use reactor::{commands, Commands};
+#[cfg(test)]
+pub(crate) use reactor::Inbox;
 
 use super::{gateway::Gateway, model::TunnelState};
 

@@ -1,0 +1,197 @@
+//! The engine's wake-ups: one epoll set holding the TUN device, every outer socket and an
+//! eventfd that says commands are queued, each registered for readability only and
+//! level-triggered; the engine's timers are the wait's timeout.
+//!
+//! This is boringtun's loop rather than an async runtime's: a packet that wakes the engine is
+//! read on return from `epoll_wait`, with no driver dispatching readiness to wakers and no
+//! task being polled in between. On an idle tunnel that path was a fifth of the round trip
+//! (tokio's park and unpark: the I/O driver's event dispatch, the time driver, the waker,
+//! all of it cold after a few milliseconds asleep). Readability only, because the kernel
+//! finishing a send would otherwise be one more wake-up per datagram; level-triggered,
+//! because the engine reads at most a bounded batch per source and wake-up and must be
+//! woken again for the rest.
+
+use std::{
+    io,
+    os::fd::AsFd,
+    sync::{mpsc, Arc},
+    time::Instant,
+};
+
+use nix::{
+    errno::Errno,
+    sys::{
+        epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout},
+        eventfd::{EfdFlags, EventFd},
+    },
+};
+
+use super::engine::EngineCommand;
+
+/// How the rest of the daemon reaches the engine: the command queue, and its doorbell.
+#[derive(Debug, Clone)]
+pub(crate) struct Commands {
+    tx: mpsc::Sender<EngineCommand>,
+    bell: Arc<EventFd>,
+}
+
+/// The engine's end of [`Commands`].
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    rx: mpsc::Receiver<EngineCommand>,
+    bell: Arc<EventFd>,
+}
+
+/// A command queue for one engine.
+pub(crate) fn commands() -> io::Result<(Commands, Inbox)> {
+    let bell = Arc::new(EventFd::from_flags(
+        EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC,
+    )?);
+    let (tx, rx) = mpsc::channel();
+    Ok((
+        Commands {
+            tx,
+            bell: Arc::clone(&bell),
+        },
+        Inbox { rx, bell },
+    ))
+}
+
+impl Commands {
+    /// Queues `cmd` and wakes the engine; false once the engine has stopped.
+    pub(crate) fn send(&self, cmd: EngineCommand) -> bool {
+        if self.tx.send(cmd).is_err() {
+            return false;
+        }
+        // Adds 1 to the eventfd's counter; it cannot overflow (the engine empties it on every
+        // wake-up), and an error would leave the command for the next wake-up, not lose it.
+        let _ = self.bell.write(1);
+        true
+    }
+}
+
+/// What [`Inbox::next`] found.
+#[derive(Debug)]
+pub(crate) enum Next {
+    Command(EngineCommand),
+    Empty,
+    /// Every [`Commands`] is gone: nothing can reach the engine any more.
+    Closed,
+}
+
+impl Inbox {
+    /// The next queued command.
+    pub(crate) fn next(&self) -> Next {
+        match self.rx.try_recv() {
+            Ok(cmd) => Next::Command(cmd),
+            Err(mpsc::TryRecvError::Empty) => Next::Empty,
+            Err(mpsc::TryRecvError::Disconnected) => Next::Closed,
+        }
+    }
+
+    /// Every queued command.
+    #[cfg(test)]
+    pub(crate) fn drain(&self) -> Vec<EngineCommand> {
+        std::iter::from_fn(|| match self.next() {
+            Next::Command(cmd) => Some(cmd),
+            Next::Empty | Next::Closed => None,
+        })
+        .collect()
+    }
+
+    /// Silences the doorbell before the queue is read: a command queued after this rings it
+    /// again, so none waits for an unrelated wake-up.
+    fn quiet(&self) {
+        // EAGAIN when it was not rung: nothing to clear.
+        let _ = self.bell.read();
+    }
+}
+
+/// What woke the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ready {
+    Tun,
+    /// The TUN device is in error: deleted under the daemon.
+    TunFailed,
+    /// The outer socket at this index of the engine's list.
+    Socket(usize),
+    Commands,
+}
+
+const TUN: u64 = u64::MAX;
+const COMMANDS: u64 = u64::MAX - 1;
+
+/// The epoll set and the buffer its events land in.
+pub(super) struct Reactor {
+    epoll: Epoll,
+    events: Vec<EpollEvent>,
+}
+
+/// Events taken per `epoll_wait`: every source of a gateway with a few local addresses; a
+/// gateway with more gets the rest on the next call (level-triggered, nothing is lost).
+const EVENTS: usize = 64;
+
+impl Reactor {
+    /// An epoll set with the TUN device, `sockets` (their index is their [`Ready::Socket`])
+    /// and the inbox's doorbell.
+    pub(super) fn new<'a>(
+        tun: impl AsFd,
+        sockets: impl IntoIterator<Item = &'a std::net::UdpSocket>,
+        inbox: &Inbox,
+    ) -> io::Result<Self> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        epoll.add(tun, EpollEvent::new(EpollFlags::EPOLLIN, TUN))?;
+        for (i, s) in sockets.into_iter().enumerate() {
+            epoll.add(s, EpollEvent::new(EpollFlags::EPOLLIN, i as u64))?;
+        }
+        epoll.add(
+            inbox.bell.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, COMMANDS),
+        )?;
+        Ok(Self {
+            epoll,
+            events: vec![EpollEvent::empty(); EVENTS],
+        })
+    }
+
+    /// Sleeps until a source is readable or `until` passes (at most a second), then says which
+    /// sources are ready: data first, so that a packet that woke the engine is on its way
+    /// before anything else is looked at.
+    pub(super) fn wait(&mut self, until: Instant, inbox: &Inbox, ready: &mut Vec<Ready>) {
+        ready.clear();
+        let left = until.saturating_duration_since(Instant::now());
+        // Rounded up: a wait cut a little short would come back before the deadline and go
+        // to sleep again for nothing.
+        let ms = left.as_nanos().div_ceil(1_000_000).min(1_000);
+        let timeout = EpollTimeout::from(u16::try_from(ms).unwrap_or(1_000));
+        let n = match self.epoll.wait(&mut self.events, timeout) {
+            Ok(n) => n,
+            // A signal for another thread of the daemon: the caller checks its timers and
+            // comes back.
+            Err(Errno::EINTR) => 0,
+            Err(e) => {
+                tracing::error!("epoll_wait: {e}");
+                0
+            }
+        };
+        let mut commands = false;
+        for ev in self.events.iter().take(n) {
+            match ev.data() {
+                TUN if ev.events().contains(EpollFlags::EPOLLERR) => ready.push(Ready::TunFailed),
+                TUN => ready.push(Ready::Tun),
+                COMMANDS => commands = true,
+                i => ready.push(Ready::Socket(i as usize)),
+            }
+        }
+        if commands {
+            // Last: commands can wait for the packets that woke the engine with them.
+            inbox.quiet();
+            ready.push(Ready::Commands);
+        }
+    }
+
+    /// Takes the TUN device out of the set: in error, it would wake the engine forever.
+    pub(super) fn remove_tun(&self, tun: impl AsFd) {
+        let _ = self.epoll.delete(tun);
+    }
+}
