@@ -19,7 +19,7 @@ use std::{
 };
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
-use tun_rs::{GROTable, SyncDevice, VIRTIO_NET_HDR_LEN};
+use tun_rs::{gso_split, GROTable, SyncDevice, VirtioNetHdr, VIRTIO_NET_HDR_LEN};
 
 use super::super::{metrics::Counter, outer};
 
@@ -34,7 +34,7 @@ const TUN_SEGMENTS: usize = 128;
 /// headers).
 const GSO_BYTES: usize = 65_000;
 /// Receive buffers per recvmmsg; each holds up to 64 GRO-coalesced datagrams.
-const RX_BUFS: usize = 8;
+pub(super) const RX_BUFS: usize = 8;
 /// Size of one receive buffer: a whole GRO batch.
 const RX_BUF: usize = 65_536;
 /// Decrypted packets gathered before one (GRO-coalescing) TUN write.
@@ -64,6 +64,7 @@ impl Socket {
         received: Option<Counter>,
     ) -> io::Result<Self> {
         let state = UdpSocketState::new((&sock).into())?;
+        quiet_receives(&sock, local);
         Ok(Self {
             local,
             sock,
@@ -73,13 +74,80 @@ impl Socket {
     }
 }
 
+/// Completes the checksum of a packet the kernel left partial (`VIRTIO_NET_HDR_F_NEEDS_CSUM`:
+/// locally sent TCP or UDP): the one's complement sum from `start` on, seeded with the
+/// pseudo-header sum the kernel left at `start + offset`.
+fn complete_checksum(pkt: &mut [u8], start: u16, offset: u16) -> io::Result<()> {
+    let (start, at) = (usize::from(start), usize::from(start) + usize::from(offset));
+    let bad = || io::Error::other("TUN packet's checksum offsets outside the packet");
+    let seed = pkt.get(at..at + 2).ok_or_else(bad)?;
+    let seed = u16::from_be_bytes([seed[0], seed[1]]);
+    pkt[at..at + 2].fill(0);
+    let sum = tun_rs::checksum(pkt.get(start..).ok_or_else(bad)?, u64::from(seed));
+    pkt[at..at + 2].copy_from_slice(&(!sum).to_be_bytes());
+    Ok(())
+}
+
+/// The virtio header of a GSO super-packet with its header length taken from the packet
+/// rather than the kernel, which may give the whole first segment's length for a forwarded
+/// packet (as wireguard-go's and tun-rs's readers do before splitting).
+fn gso_header(mut hdr: VirtioNetHdr, pkt: &[u8]) -> io::Result<VirtioNetHdr> {
+    let l4 = usize::from(hdr.csum_start);
+    let l4_len: u16 = match hdr.gso_type & !GSO_ECN {
+        tun_rs::VIRTIO_NET_HDR_GSO_UDP_L4 => 8,
+        tun_rs::VIRTIO_NET_HDR_GSO_TCPV4 | tun_rs::VIRTIO_NET_HDR_GSO_TCPV6 => {
+            let off = pkt
+                .get(l4 + 12)
+                .ok_or_else(|| io::Error::other("GSO packet shorter than its TCP header"))?;
+            let len = u16::from(off >> 4) * 4;
+            if !(20..=60).contains(&len) {
+                return Err(io::Error::other(format!("GSO packet's TCP header of {len} bytes")));
+            }
+            len
+        }
+        t => return Err(io::Error::other(format!("GSO type {t}"))),
+    };
+    hdr.hdr_len = hdr
+        .csum_start
+        .checked_add(l4_len)
+        .filter(|&h| usize::from(h) <= pkt.len())
+        .ok_or_else(|| io::Error::other("GSO packet shorter than its headers"))?;
+    Ok(hdr)
+}
+
+/// Turns off what quinn-udp asks the kernel to attach to every datagram received beyond UDP
+/// GRO's segment size: its destination address (the socket is bound to one) and TOS (ECN is
+/// not used). Two control messages fewer to build and parse per receive, on the idle path as
+/// much as on the busy one. Not fatal: they would only cost time.
+fn quiet_receives(sock: &UdpSocket, local: SocketAddr) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let off = |r: nix::Result<()>| {
+        if let Err(e) = r {
+            tracing::debug!(%local, "turning off a receive control message: {e}");
+        }
+    };
+    if local.is_ipv4() {
+        off(setsockopt(sock, sockopt::Ipv4PacketInfo, &false));
+        off(setsockopt(sock, sockopt::IpRecvTos, &false));
+    } else {
+        off(setsockopt(sock, sockopt::Ipv6RecvPacketInfo, &false));
+        off(setsockopt(sock, sockopt::Ipv6RecvTClass, &false));
+    }
+}
+
 /// Buffers for TUN → UDP.
 pub(super) struct Outbound {
-    /// One raw TUN read: virtio header and a GSO super-packet.
+    /// One TUN read, its virtio header (if the device takes offloads) just before
+    /// `[HEADROOM..]`: a lone packet lies where it can be sealed in place, with tailroom behind;
+    /// only a GSO super-packet is copied out, cut into `segments`.
     raw: Vec<u8>,
+    /// The device takes offloads: every read starts with a virtio header.
+    vnet: bool,
+    /// The last read was one packet, in `raw`.
+    lone: bool,
     /// The segments, each at `[HEADROOM..HEADROOM + len]` with tailroom behind.
-    pub(super) segments: Vec<Vec<u8>>,
-    pub(super) sizes: Vec<usize>,
+    segments: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
     /// Sealed packets of one destination, back to back, all `seg` bytes but the last.
     gso: Vec<u8>,
     seg: usize,
@@ -91,11 +159,22 @@ pub(super) struct Outbound {
     remote: SocketAddr,
 }
 
+/// The largest packet one TUN read yields: a 64 KB super-packet.
+const TUN_READ: usize = 65_535;
+/// From `<linux/virtio_net.h>`: `gso_type` of a plain packet, its ECN bit, and the flag that
+/// asks for the packet's checksum to be completed.
+const GSO_NONE: u8 = 0;
+const GSO_ECN: u8 = 0x80;
+const NEEDS_CSUM: u8 = 1;
+
 impl Outbound {
-    /// Buffers for a TUN device of `mtu`: no segment it yields is longer.
-    pub(super) fn new(mtu: u16) -> Self {
+    /// Buffers for a TUN device of `mtu` (no segment it yields is longer), with or without
+    /// offloads (`vnet`).
+    pub(super) fn new(mtu: u16, vnet: bool) -> Self {
         Self {
-            raw: vec![0; VIRTIO_NET_HDR_LEN + 65_535],
+            raw: vec![0; HEADROOM + TUN_READ + TAILROOM],
+            vnet,
+            lone: true,
             segments: (0..TUN_SEGMENTS)
                 .map(|_| vec![0; HEADROOM + usize::from(mtu) + TAILROOM])
                 .collect(),
@@ -109,9 +188,54 @@ impl Outbound {
         }
     }
 
-    /// One TUN read, split into `segments`; the number of packets, or `WouldBlock`.
+    /// One TUN read: the number of packets (a super-packet is cut into `segments`), or
+    /// `WouldBlock`. A plain packet — all of an idle link's traffic, a bulk flow's ACKs — is
+    /// neither copied nor split (tun-rs's `recv_multiple` does both for every read).
     pub(super) fn read(&mut self, tun: &SyncDevice) -> io::Result<usize> {
-        tun.recv_multiple(&mut self.raw, &mut self.segments, &mut self.sizes, HEADROOM)
+        let start = if self.vnet {
+            HEADROOM - VIRTIO_NET_HDR_LEN
+        } else {
+            HEADROOM
+        };
+        let n = tun.recv(&mut self.raw[start..HEADROOM + TUN_READ])?;
+        self.lone = true;
+        if !self.vnet {
+            self.sizes[0] = n;
+            return Ok(1);
+        }
+        let len = n
+            .checked_sub(VIRTIO_NET_HDR_LEN)
+            .filter(|&l| l > 0)
+            .ok_or_else(|| io::Error::other(format!("TUN read of {n} bytes: no packet")))?;
+        let hdr = VirtioNetHdr::decode(&self.raw[start..HEADROOM])?;
+        let pkt = &mut self.raw[HEADROOM..HEADROOM + len];
+        if hdr.gso_type == GSO_NONE {
+            if hdr.flags & NEEDS_CSUM != 0 {
+                complete_checksum(pkt, hdr.csum_start, hdr.csum_offset)?;
+            }
+            self.sizes[0] = len;
+            return Ok(1);
+        }
+        self.lone = false;
+        let is_v6 = match pkt.first().map(|b| b >> 4) {
+            Some(4) => false,
+            Some(6) => true,
+            v => return Err(io::Error::other(format!("GSO packet of IP version {v:?}"))),
+        };
+        let hdr = gso_header(hdr, pkt)?;
+        gso_split(pkt, hdr, &mut self.segments, &mut self.sizes, HEADROOM, is_v6)
+    }
+
+    /// Packet `i` of the last read, at `[HEADROOM..HEADROOM + len]` of the buffer, with
+    /// tailroom behind; and `len`.
+    pub(super) fn packet(&mut self, i: usize) -> Option<(&mut [u8], usize)> {
+        let len = *self.sizes.get(i)?;
+        let buf = if self.lone {
+            (i == 0).then_some(&mut self.raw)?
+        } else {
+            self.segments.get_mut(i)?
+        };
+        Some((buf, len))
     }
 
     /// Whether a sealed packet of `len` bytes for `remote` can join the pending send.
@@ -125,8 +249,8 @@ impl Outbound {
                 && self.gso.len() + len <= GSO_BYTES)
     }
 
-    /// Queues the sealed packet in `segments[i][range]` for `remote`, from `sockets[socket]`,
-    /// sending what is pending first if it cannot join it.
+    /// Queues the sealed packet at `range` of packet `i`'s buffer for `remote`, from
+    /// `sockets[socket]`, sending what is pending first if it cannot join it.
     pub(super) fn push(
         &mut self,
         sockets: &[Socket],
@@ -142,7 +266,12 @@ impl Outbound {
         if !self.fits(socket, remote, len, max) {
             self.send(sockets);
         }
-        let Some(pkt) = self.segments.get(i).and_then(|b| b.get(range)) else {
+        let buf = if self.lone {
+            (i == 0).then_some(&self.raw)
+        } else {
+            self.segments.get(i)
+        };
+        let Some(pkt) = buf.and_then(|b| b.get(range)) else {
             return;
         };
         if self.count == 0 {

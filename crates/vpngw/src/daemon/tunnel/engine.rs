@@ -270,11 +270,13 @@ impl Engine {
             }
         };
         // Buffers are allocated once, here.
-        let mut outbound = datapath::Outbound::new(self.mtu);
+        let mut outbound = datapath::Outbound::new(self.mtu, self.tun.tcp_gso());
         let mut inbound = datapath::Inbound::new();
         let mut ready = Vec::new();
         let mut deadline = self.deadline();
         let mut next_snapshot = Instant::now() + SNAPSHOT_INTERVAL;
+        // Whether the TUN device was readable on the last pass too.
+        let mut tun_busy = false;
         self.flush();
         'run: loop {
             // The deadline moves only when `rearm` says an input may have moved it: computing
@@ -285,9 +287,14 @@ impl Engine {
             reactor.wait(deadline.min(next_snapshot), &inbox, &mut ready);
             // Each source gives at most a bounded batch per pass (`READS_PER_WAKE`), so no
             // direction starves the other (TCP's ACKs), nor the commands and timers below.
+            let tun_ready = ready.contains(&Ready::Tun);
             for &source in &ready {
                 match source {
-                    Ready::Tun => self.handle_inner(&sockets, &mut outbound),
+                    // The TUN device cannot say how much it holds. Drained only when it was
+                    // readable on the last pass too (traffic is flowing); otherwise one read,
+                    // and the level-triggered epoll set says if more came: a lone packet (an
+                    // idle ping, a keepalive) then costs no read that finds nothing.
+                    Ready::Tun => self.handle_inner(&sockets, &mut outbound, tun_busy),
                     Ready::TunFailed => {
                         tracing::error!(tun = %self.tun_name, "the TUN device failed (deleted?); no more inside traffic");
                         reactor.remove_tun(&self.tun);
@@ -306,6 +313,7 @@ impl Engine {
                     },
                 }
             }
+            tun_busy = tun_ready;
             let now = Instant::now();
             if now >= deadline {
                 self.ike.handle_timeout(now);
@@ -529,7 +537,9 @@ impl Engine {
 
     /// Reads `s` until it has nothing more (or [`READS_PER_WAKE`] receives): each receive
     /// brings up to a few hundred datagrams (recvmmsg of UDP-GRO batches); ESP is opened in
-    /// place and the inner packets go to the TUN device in GRO-coalesced writes.
+    /// place and the inner packets go to the TUN device in GRO-coalesced writes. A receive
+    /// that fills fewer buffers than it offered found the socket empty: no further receive is
+    /// tried (it would find nothing; the epoll set reports what comes later).
     fn handle_udp(&mut self, s: &datapath::Socket, inbound: &mut datapath::Inbound) {
         let now = Instant::now();
         // DPD only needs to know that the SA carried something since the last check: one
@@ -559,9 +569,12 @@ impl Engine {
                 }
             }
             // Written per receive, not per wake-up: a lone packet (a ping, a TCP ACK) must not
-            // wait for the next, empty, receive; a bulk batch is already up to a few hundred
-            // packets, GRO-coalesced into a few writes.
+            // wait for the next receive; a bulk batch is already up to a few hundred packets,
+            // GRO-coalesced into a few writes.
             inbound.write(&self.tun);
+            if n < datapath::RX_BUFS {
+                break;
+            }
         }
     }
 
@@ -612,11 +625,18 @@ impl Engine {
         }
     }
 
-    /// Reads the TUN device until it has nothing more (or [`READS_PER_WAKE`] reads). With
-    /// offloads one read is a whole TSO super-packet, split into MTU-sized segments; each is
-    /// looked up, sealed in place and queued into a UDP GSO send per destination.
-    fn handle_inner(&mut self, sockets: &[datapath::Socket], out: &mut datapath::Outbound) {
-        for _ in 0..READS_PER_WAKE {
+    /// Reads the TUN device until it has nothing more (or [`READS_PER_WAKE`] reads) if
+    /// `drain`, else once. With offloads one read is a whole TSO super-packet, split into
+    /// MTU-sized segments; each is looked up, sealed in place and queued into a UDP GSO send
+    /// per destination.
+    fn handle_inner(
+        &mut self,
+        sockets: &[datapath::Socket],
+        out: &mut datapath::Outbound,
+        drain: bool,
+    ) {
+        let reads = if drain { READS_PER_WAKE } else { 1 };
+        for _ in 0..reads {
             let n = match out.read(&self.tun) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -627,10 +647,7 @@ impl Engine {
                 }
             };
             for i in 0..n {
-                let Some(&len) = out.sizes.get(i) else {
-                    break;
-                };
-                let Some(buf) = out.segments.get_mut(i) else {
+                let Some((buf, len)) = out.packet(i) else {
                     break;
                 };
                 let Some(dst) = buf

@@ -1,6 +1,6 @@
-//! The engine's wake-ups: one epoll set holding the TUN device, every outer socket and an
-//! eventfd that says commands are queued, each registered for readability only and
-//! level-triggered; the engine's timers are the wait's timeout.
+//! The engine's wake-ups: one epoll set holding the TUN device, every outer socket, an
+//! eventfd that says commands are queued and a timerfd for the engine's next deadline, each
+//! registered for readability only and level-triggered.
 //!
 //! This is boringtun's loop rather than an async runtime's: a packet that wakes the engine is
 //! read on return from `epoll_wait`, with no driver dispatching readiness to wakers and no
@@ -9,7 +9,8 @@
 //! all of it cold after a few milliseconds asleep). Readability only, because the kernel
 //! finishing a send would otherwise be one more wake-up per datagram; level-triggered,
 //! because the engine reads at most a bounded batch per source and wake-up and must be
-//! woken again for the rest.
+//! woken again for the rest. The deadline is a timerfd set when it moves, not `epoll_wait`'s
+//! timeout, which would arm and cancel a kernel timer around every sleep.
 
 use std::{
     io,
@@ -23,6 +24,8 @@ use nix::{
     sys::{
         epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout},
         eventfd::{EfdFlags, EventFd},
+        time::TimeSpec,
+        timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags},
     },
 };
 
@@ -120,11 +123,16 @@ pub(super) enum Ready {
 
 const TUN: u64 = u64::MAX;
 const COMMANDS: u64 = u64::MAX - 1;
+const TIMER: u64 = u64::MAX - 2;
 
 /// The epoll set and the buffer its events land in.
 pub(super) struct Reactor {
     epoll: Epoll,
     events: Vec<EpollEvent>,
+    /// Fires at the engine's deadline.
+    timer: TimerFd,
+    /// The deadline `timer` is set for, if it has not fired yet.
+    armed: Option<Instant>,
 }
 
 /// Events taken per `epoll_wait`: every source of a gateway with a few local addresses; a
@@ -148,22 +156,38 @@ impl Reactor {
             inbox.bell.as_fd(),
             EpollEvent::new(EpollFlags::EPOLLIN, COMMANDS),
         )?;
+        // CLOCK_MONOTONIC, as `Instant`.
+        let timer = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        epoll.add(&timer, EpollEvent::new(EpollFlags::EPOLLIN, TIMER))?;
         Ok(Self {
             epoll,
             events: vec![EpollEvent::empty(); EVENTS],
+            timer,
+            armed: None,
         })
     }
 
-    /// Sleeps until a source is readable or `until` passes (at most a second), then says which
-    /// sources are ready: data first, so that a packet that woke the engine is on its way
-    /// before anything else is looked at.
+    /// Sleeps until a source is readable or `until` passes, then says which sources are
+    /// ready: data first, so that a packet that woke the engine is on its way before anything
+    /// else is looked at.
     pub(super) fn wait(&mut self, until: Instant, inbox: &Inbox, ready: &mut Vec<Ready>) {
         ready.clear();
-        let left = until.saturating_duration_since(Instant::now());
-        // Rounded up: a wait cut a little short would come back before the deadline and go
-        // to sleep again for nothing.
-        let ms = left.as_nanos().div_ceil(1_000_000).min(1_000);
-        let timeout = EpollTimeout::from(u16::try_from(ms).unwrap_or(1_000));
+        let timeout = match until.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => {
+                if self.armed == Some(until) || self.arm(until, left) {
+                    EpollTimeout::NONE
+                } else {
+                    // Rounded up: a wait cut short would wake before the deadline for nothing.
+                    let ms = left.as_nanos().div_ceil(1_000_000).min(1_000);
+                    EpollTimeout::from(u16::try_from(ms).unwrap_or(1_000))
+                }
+            }
+            // Due already: look at the sources without sleeping.
+            _ => EpollTimeout::ZERO,
+        };
         let n = match self.epoll.wait(&mut self.events, timeout) {
             Ok(n) => n,
             // A signal for another thread of the daemon: the caller checks its timers and
@@ -180,6 +204,11 @@ impl Reactor {
                 TUN if ev.events().contains(EpollFlags::EPOLLERR) => ready.push(Ready::TunFailed),
                 TUN => ready.push(Ready::Tun),
                 COMMANDS => commands = true,
+                TIMER => {
+                    // Read, or it stays readable; the caller finds the deadline passed.
+                    let _ = nix::unistd::read(&self.timer, &mut [0u8; 8]);
+                    self.armed = None;
+                }
                 i => ready.push(Ready::Socket(i as usize)),
             }
         }
@@ -188,6 +217,21 @@ impl Reactor {
             inbox.quiet();
             ready.push(Ready::Commands);
         }
+    }
+
+    /// Sets the timer to fire `left` from now, at `until` (never before: `left` was measured
+    /// before the call). False if the kernel refused, which a valid timerfd never does; the
+    /// wait then has a timeout of its own.
+    fn arm(&mut self, until: Instant, left: std::time::Duration) -> bool {
+        let set = self.timer.set(
+            Expiration::OneShot(TimeSpec::from_duration(left)),
+            TimerSetTimeFlags::empty(),
+        );
+        self.armed = set.is_ok().then_some(until);
+        if let Err(e) = set {
+            tracing::debug!("setting the tunnel engine's timer: {e}");
+        }
+        set.is_ok()
     }
 
     /// Takes the TUN device out of the set: in error, it would wake the engine forever.
