@@ -58,6 +58,8 @@ pub struct Endpoint {
     sas: SaTable,
     /// Responder SAs by the IKE_SA_INIT request that created them.
     by_init: HashMap<(SocketAddr, IkeSpi), IkeSpi>,
+    /// `by_init`'s key of each responder SA, so that removing an SA is O(1), not a scan.
+    init_of: HashMap<IkeSpi, (SocketAddr, IkeSpi)>,
     cookie: CookieSecrets,
     /// When we last sent an unprotected error notify of a type to a peer address, for the
     /// rate limit of RFC 7296 §2.21.4.
@@ -92,6 +94,7 @@ impl Endpoint {
             next_conn: 0,
             sas: SaTable::default(),
             by_init: HashMap::new(),
+            init_of: HashMap::new(),
             unprotected_sent: HashMap::new(),
             cookie: CookieSecrets {
                 current: Secret::new(secret),
@@ -372,6 +375,13 @@ impl Endpoint {
 
     // ---------------------------------------------------------------- internals
 
+    /// Drops the IKE_SA_INIT retransmission entry of a removed SA.
+    fn forget_init(&mut self, spi: IkeSpi) {
+        if let Some(key) = self.init_of.remove(&spi) {
+            self.by_init.remove(&key);
+        }
+    }
+
     fn apply(&mut self, now: Instant, spi: IkeSpi, actions: Vec<Action>) {
         for a in actions {
             match a {
@@ -379,7 +389,7 @@ impl Endpoint {
                     if let Some(mut sa) = self.sas.remove(&spi) {
                         sa.release(&mut self.ctx);
                     }
-                    self.by_init.retain(|_, v| *v != spi);
+                    self.forget_init(spi);
                 }
                 Action::Spawn(new) => {
                     self.sas.insert(new.local_spi(), *new);
@@ -415,7 +425,7 @@ impl Endpoint {
                             sa.drop_with(&mut self.ctx, DownReason::DeletedByPeer);
                             sa.release(&mut self.ctx);
                         }
-                        self.by_init.retain(|_, v| *v != o);
+                        self.forget_init(o);
                     }
                     self.ctx.events.extend(tail);
                 }
@@ -738,6 +748,7 @@ impl Endpoint {
             Ok(sa) => {
                 let spi = sa.local_spi();
                 self.by_init.insert((remote, hdr.spi_i), spi);
+                self.init_of.insert(spi, (remote, hdr.spi_i));
                 self.sas.insert(spi, sa);
             }
             Err(e) => {

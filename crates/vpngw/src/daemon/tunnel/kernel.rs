@@ -11,7 +11,7 @@
 //! The routes are rtnetlink requests on one blocking netlink socket: RTM_NEWROUTE
 //! (create|replace) and RTM_DELROUTE, each waiting for the kernel's acknowledgement, and
 //! RTM_GETROUTE for a pin's lookup (the gateway and device the kernel uses for the peer now).
-//! The engine changes routes from synchronous code inside its one task; the kernel handles an
+//! The engine changes routes from synchronous code inside its one loop; the kernel handles an
 //! rtnetlink request and queues its answer before `send` returns, so a request costs
 //! microseconds there, where spawning `ip` for each route cost milliseconds. The messages are
 //! the ones `ip route replace|del|get` sends, so `ip route` shows and removes the routes as it
