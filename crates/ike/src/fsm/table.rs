@@ -43,7 +43,11 @@ impl SaTable {
     /// it when its own timer fires) and none of its children, so the indexes stay true, and
     /// the data plane's signal, once per packet batch, costs one lookup rather than a settle.
     pub(crate) fn heard(&mut self, spi_in: u32, now: Instant) {
-        if let Some(sa) = self.by_child.get(&spi_in).and_then(|spi| self.map.get_mut(spi)) {
+        if let Some(sa) = self
+            .by_child
+            .get(&spi_in)
+            .and_then(|spi| self.map.get_mut(spi))
+        {
             sa.inbound_traffic(now);
         }
     }

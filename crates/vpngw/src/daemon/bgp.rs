@@ -556,11 +556,7 @@ mod tests {
     use super::super::tunnel::{self, Inbox};
     use super::*;
 
-    fn tie() -> (
-        Tie,
-        mpsc::UnboundedReceiver<Command>,
-        Inbox,
-    ) {
+    fn tie() -> (Tie, mpsc::UnboundedReceiver<Command>, Inbox) {
         let (commands, cmd_rx) = mpsc::unbounded_channel();
         let (engine, engine_rx) = tunnel::commands().unwrap();
         let tie = Tie {

@@ -83,8 +83,12 @@ fn complete_checksum(pkt: &mut [u8], start: u16, offset: u16) -> io::Result<()> 
     let seed = pkt.get(at..at + 2).ok_or_else(bad)?;
     let seed = u16::from_be_bytes([seed[0], seed[1]]);
     pkt[at..at + 2].fill(0);
-    let sum = tun_rs::checksum(pkt.get(start..).ok_or_else(bad)?, u64::from(seed));
-    pkt[at..at + 2].copy_from_slice(&(!sum).to_be_bytes());
+    let mut sum = !tun_rs::checksum(pkt.get(start..).ok_or_else(bad)?, u64::from(seed));
+    // UDP's offset: a computed 0 is sent as 0xffff, 0 meaning "no checksum" (RFC 768).
+    if offset == 6 && sum == 0 {
+        sum = 0xffff;
+    }
+    pkt[at..at + 2].copy_from_slice(&sum.to_be_bytes());
     Ok(())
 }
 
@@ -101,7 +105,9 @@ fn gso_header(mut hdr: VirtioNetHdr, pkt: &[u8]) -> io::Result<VirtioNetHdr> {
                 .ok_or_else(|| io::Error::other("GSO packet shorter than its TCP header"))?;
             let len = u16::from(off >> 4) * 4;
             if !(20..=60).contains(&len) {
-                return Err(io::Error::other(format!("GSO packet's TCP header of {len} bytes")));
+                return Err(io::Error::other(format!(
+                    "GSO packet's TCP header of {len} bytes"
+                )));
             }
             len
         }
@@ -223,7 +229,14 @@ impl Outbound {
             v => return Err(io::Error::other(format!("GSO packet of IP version {v:?}"))),
         };
         let hdr = gso_header(hdr, pkt)?;
-        gso_split(pkt, hdr, &mut self.segments, &mut self.sizes, HEADROOM, is_v6)
+        gso_split(
+            pkt,
+            hdr,
+            &mut self.segments,
+            &mut self.sizes,
+            HEADROOM,
+            is_v6,
+        )
     }
 
     /// Packet `i` of the last read, at `[HEADROOM..HEADROOM + len]` of the buffer, with
@@ -408,5 +421,97 @@ impl Tx<'_> {
         if let Err(e) = tun.send_multiple(self.gro, &mut self.slots[..n], VIRTIO_NET_HDR_LEN) {
             tracing::debug!("writing to the TUN device: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one's complement sum of `parts`, folded and inverted: the Internet checksum
+    /// (RFC 1071), written out here independently of tun-rs's.
+    fn internet_checksum(parts: &[&[u8]]) -> u16 {
+        let mut sum: u32 = 0;
+        for p in parts {
+            for w in p.chunks(2) {
+                sum += u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
+            }
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    /// An IPv4 UDP packet 10.0.0.1:1000 → 10.0.0.2:2000 with `payload`, its checksum left as
+    /// the kernel leaves a CHECKSUM_PARTIAL one: the pseudo-header's sum, not inverted.
+    fn partial_udp(payload: &[u8]) -> (Vec<u8>, u16) {
+        let udp_len = 8 + payload.len() as u16;
+        let mut p = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        p[2..4].copy_from_slice(&(20 + udp_len).to_be_bytes());
+        p.extend_from_slice(&1000u16.to_be_bytes());
+        p.extend_from_slice(&2000u16.to_be_bytes());
+        p.extend_from_slice(&udp_len.to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(payload);
+        let pseudo = [&p[12..20], &[0, 17], &udp_len.to_be_bytes()[..]].concat();
+        let full = internet_checksum(&[&pseudo, &p[20..]]);
+        p[26..28].copy_from_slice(&(!internet_checksum(&[&pseudo])).to_be_bytes());
+        (p, full)
+    }
+
+    #[test]
+    fn a_partial_checksum_is_completed_as_the_rfc_computes_it() {
+        for payload in [&b"ping"[..], b"odd", b"", &[0xff; 1000]] {
+            let (mut p, want) = partial_udp(payload);
+            complete_checksum(&mut p, 20, 6).unwrap();
+            assert_eq!(u16::from_be_bytes([p[26], p[27]]), want, "{payload:?}");
+        }
+    }
+
+    #[test]
+    fn checksum_offsets_outside_the_packet_are_an_error_not_a_panic() {
+        let (mut p, _) = partial_udp(b"x");
+        assert!(complete_checksum(&mut p, 20, 100).is_err());
+        assert!(complete_checksum(&mut p, u16::MAX, u16::MAX).is_err());
+    }
+
+    fn gso(gso_type: u8, csum_start: u16) -> VirtioNetHdr {
+        VirtioNetHdr {
+            gso_type,
+            csum_start,
+            hdr_len: 9999,
+            ..VirtioNetHdr::default()
+        }
+    }
+
+    #[test]
+    fn a_super_packets_header_length_comes_from_the_packet() {
+        // IPv4 header, then a TCP header of 32 bytes (data offset 8: with timestamps).
+        let mut p = vec![0u8; 20 + 32 + 100];
+        p[20 + 12] = 8 << 4;
+        let h = gso_header(gso(tun_rs::VIRTIO_NET_HDR_GSO_TCPV4, 20), &p).unwrap();
+        assert_eq!(h.hdr_len, 52);
+        let h = gso_header(gso(tun_rs::VIRTIO_NET_HDR_GSO_TCPV4 | GSO_ECN, 20), &p).unwrap();
+        assert_eq!(h.hdr_len, 52);
+        let h = gso_header(gso(tun_rs::VIRTIO_NET_HDR_GSO_UDP_L4, 20), &p).unwrap();
+        assert_eq!(h.hdr_len, 28);
+    }
+
+    #[test]
+    fn a_malformed_super_packet_is_an_error_not_a_panic() {
+        let mut p = vec![0u8; 20 + 20];
+        // A TCP data offset below the minimum header.
+        p[20 + 12] = 4 << 4;
+        assert!(gso_header(gso(tun_rs::VIRTIO_NET_HDR_GSO_TCPV4, 20), &p).is_err());
+        // The TCP header's offset past the end of the packet.
+        assert!(gso_header(gso(tun_rs::VIRTIO_NET_HDR_GSO_TCPV4, 60), &p).is_err());
+        // Headers longer than the packet.
+        p[20 + 12] = 15 << 4;
+        assert!(gso_header(gso(tun_rs::VIRTIO_NET_HDR_GSO_TCPV4, 20), &p).is_err());
+        // Not a GSO type at all.
+        assert!(gso_header(gso(42, 20), &p).is_err());
     }
 }

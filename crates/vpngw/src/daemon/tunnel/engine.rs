@@ -365,12 +365,7 @@ impl Engine {
 
     /// Adds a connection (and starts it unless `admin_down`); its routes come with
     /// [`Engine::set_routes`].
-    fn add_conn(
-        &mut self,
-        c: &config::Connection,
-        admin_down: bool,
-        now: Instant,
-    ) -> Result<()> {
+    fn add_conn(&mut self, c: &config::Connection, admin_down: bool, now: Instant) -> Result<()> {
         let mut ike_conn = ike_connection(c)?;
         ike_conn.initiate &= !admin_down;
         let id = self.ike.add_connection(now, ike_conn);

@@ -31,9 +31,9 @@ pub(crate) mod mtu;
 mod reactor;
 
 pub(crate) use engine::{Engine, EngineCommand, EngineEvent, Reconfigure};
-pub(crate) use reactor::{commands, Commands};
 #[cfg(test)]
 pub(crate) use reactor::Inbox;
+pub(crate) use reactor::{commands, Commands};
 
 use super::{gateway::Gateway, model::TunnelState};
 
