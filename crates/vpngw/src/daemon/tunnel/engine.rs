@@ -37,6 +37,11 @@ use crate::config::{self, Config, HealthPolicy, Mode, OnTunnelDown};
 /// hundreds of full snapshots (bench/tunnels.sh).
 const SNAPSHOT_MIN_INTERVAL: Duration = Duration::from_millis(100);
 
+/// IKE hears that an inbound SA carries traffic at most this often while it keeps carrying
+/// it: DPD only asks whether the peer was heard from within its interval (seconds), and each
+/// signal costs two of IKE's table lookups, cold on an idle tunnel's every packet.
+const HEARD_EVERY: Duration = Duration::from_secs(1);
+
 /// How often the API's snapshot is refreshed when nothing changes.
 const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -172,6 +177,8 @@ pub(crate) struct Engine {
     /// a destination, and the lookup (prefix trie, then the connection by name) was a tenth
     /// of the engine's time on an idle ping's path.
     last_route: Option<(IpAddr, Option<ConnId>)>,
+    /// The inbound SA whose traffic IKE was last told of, and when ([`HEARD_EVERY`]).
+    heard: Option<(Spi, Instant)>,
     /// An input may have moved the deadline (IKE's timers, the health probes): recompute
     /// it before waiting again. IKE's contract asks for it after every input; the ESP data
     /// path's inputs (traffic seen on an SA) move none, so a packet costs no O(SAs) scan.
@@ -247,6 +254,7 @@ impl Engine {
             children_installed: 0,
             last_snapshot: None,
             last_route: None,
+            heard: None,
             rearm: true,
         };
         let now = Instant::now();
@@ -537,9 +545,6 @@ impl Engine {
     /// tried (it would find nothing; the epoll set reports what comes later).
     fn handle_udp(&mut self, s: &datapath::Socket, inbound: &mut datapath::Inbound) {
         let now = Instant::now();
-        // DPD only needs to know that the SA carried something since the last check: one
-        // signal per SA and wake-up, not one per packet.
-        let mut signalled: Option<Spi> = None;
         for _ in 0..READS_PER_WAKE {
             let n = match inbound.recv(s) {
                 Ok(n) => n,
@@ -560,7 +565,7 @@ impl Engine {
                     if tx.full() {
                         tx.write(&self.tun);
                     }
-                    self.handle_datagram(now, s.local, remote, data, &mut tx, &mut signalled);
+                    self.handle_datagram(now, s.local, remote, data, &mut tx);
                 }
             }
             // Written per receive, not per wake-up: a lone packet (a ping, a TCP ACK) must not
@@ -582,7 +587,6 @@ impl Engine {
         remote: SocketAddr,
         data: &mut [u8],
         tx: &mut datapath::Tx<'_>,
-        signalled: &mut Option<Spi>,
     ) {
         if local.port() == IKE_PORT {
             self.ike.handle_datagram(now, local, remote, data);
@@ -597,8 +601,11 @@ impl Engine {
                 }
             }
             Ok(Received::Ipv4 { spi, range, .. } | Received::Ipv6 { spi, range, .. }) => {
-                if *signalled != Some(spi) {
-                    *signalled = Some(spi);
+                let stale = self
+                    .heard
+                    .is_none_or(|(s, t)| s != spi || now.duration_since(t) >= HEARD_EVERY);
+                if stale {
+                    self.heard = Some((spi, now));
                     // Moves no timer (DPD looks at the time of the last traffic when it
                     // fires): no re-arm.
                     self.ike
