@@ -1,5 +1,5 @@
 //! Reading the file: each section's values, checked where they stand (types, ranges, the rules
-//! inside one connection), then [`rules`](super::rules) between sections.
+//! inside one connection), then [`rules`] between sections.
 
 use std::{
     net::{IpAddr, Ipv4Addr},

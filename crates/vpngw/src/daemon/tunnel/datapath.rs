@@ -2,16 +2,17 @@
 //! packets per wake-up with few syscalls, allocated once when the engine starts.
 //!
 //! ```text
-//!  TUN read (1 syscall: a TSO super-packet of up to 64 KB, split into MTU-sized segments)
+//!  TUN read (1 syscall: a TSO super-packet of up to 64 KB, split into MTU-sized segments;
+//!            a plain packet stays where it was read)
 //!    ─► seal each in place ─► copied back to back into one GSO buffer per destination
 //!    ─► 1 sendmsg with UDP_SEGMENT (the kernel cuts it into ESP-in-UDP datagrams)
 //!  recvmmsg (1 syscall: up to RX_BUFS buffers, each up to 64 UDP-GRO-coalesced datagrams)
 //!    ─► open each in place ─► copied to a TUN slot ─► GRO-coalesced TUN write(s)
 //! ```
 //!
-//! Per packet: one copy in each direction (segment → GSO buffer, plaintext → TUN slot), no
-//! allocation, no lock. The copies are ~1.4 KB memcpys, far cheaper than the syscalls they
-//! batch away.
+//! Per packet: one copy in each direction (sealed packet → GSO buffer, plaintext → TUN
+//! slot), no allocation, no lock. The copies are ~1.4 KB memcpys, far cheaper than the
+//! syscalls they batch away.
 
 use std::{
     io::{self, IoSliceMut},

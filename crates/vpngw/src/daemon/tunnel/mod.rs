@@ -16,9 +16,10 @@
 //! One loop owns all of it, alone on a thread of its own, waiting in an epoll set of its own
 //! (`reactor`) rather than in an async runtime, so no lock and no scheduler sits on the packet
 //! path; the rest of the daemon reaches the engine through [`Commands`] (a queue and an
-//! eventfd) and sees it through [`EngineEvent`]s and a shared status snapshot. The arrows carry batches
-//! (`datapath`): TSO super-packets from the TUN device, UDP GSO sends, recvmmsg of UDP GRO
-//! batches, GRO-coalesced TUN writes; each wake-up drains a source until it would block.
+//! eventfd) and sees it through [`EngineEvent`]s and a shared status snapshot. The arrows
+//! carry batches (`datapath`): TSO super-packets from the TUN device, UDP GSO sends, recvmmsg
+//! of UDP GRO batches, GRO-coalesced TUN writes; a busy source is drained (a bounded batch
+//! per pass), a lone packet costs one read.
 //! Beside the engine, `mtu` checks at start and reload that a full TUN-MTU packet still fits
 //! the kernel's path to each peer once encrypted (the outer packets carry DF).
 
