@@ -1120,15 +1120,7 @@ fn two_daemons_bring_a_tunnel_up_and_show_it() {
     let a = Daemon::start(&na, &da);
 
     // Traffic both ways: LAN to LAN, and inside address to inside address.
-    let start = Instant::now();
-    while !ping(&na, "10.2.0.1", "10.1.0.1") {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "no traffic:\n{}\n{}",
-            da.log(),
-            db.log()
-        );
-    }
+    wait_for_lan_traffic(&na, &da, &db);
     assert!(ping(&nb, "10.1.0.1", "10.2.0.1"), "b → a");
     assert!(
         ping(&na, "169.254.30.1", "169.254.30.2"),
@@ -1585,6 +1577,20 @@ fn a_tun_mtu_too_large_for_the_path_is_reported_with_the_mtu_to_set() {
     assert!(a.stop().success());
 }
 
+/// Waits (15 s at most) until a ping from side a's LAN reaches side b's through the tunnel
+/// of [`ns_pair`].
+fn wait_for_lan_traffic(na: &Ns, da: &Dir, db: &Dir) {
+    let start = Instant::now();
+    while !ping(na, "10.2.0.1", "10.1.0.1") {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no traffic:\n{}\n{}",
+            da.log(),
+            db.log()
+        );
+    }
+}
+
 /// `len` pseudo-random bytes (xorshift from `seed`): a segment lost, repeated, reordered or
 /// corrupted on the way changes what arrives.
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
@@ -1613,15 +1619,7 @@ fn bulk_tcp_crosses_the_tunnel_intact_both_ways() {
     config_b(&db, "");
     let _b = Daemon::start(&nb, &db);
     let _a = Daemon::start(&na, &da);
-    let start = Instant::now();
-    while !ping(&na, "10.2.0.1", "10.1.0.1") {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "no traffic:\n{}\n{}",
-            da.log(),
-            db.log()
-        );
-    }
+    wait_for_lan_traffic(&na, &da, &db);
 
     let listener = nb.run(|| std::net::TcpListener::bind("10.1.0.1:5001").unwrap());
     // b: reads the whole stream, then answers with its length and DOWN bytes of its own.
