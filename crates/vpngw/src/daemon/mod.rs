@@ -197,6 +197,9 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
         &gw.admin_down(),
         events,
     )?;
+    let reactor = engine
+        .reactor(&inbox)
+        .context("the tunnel engine's epoll set")?;
     let (reload_tx, mut reloads) = mpsc::unbounded_channel();
     gw.set_reloader(reload_tx);
     let (bgp_stop, bgp_stopped) = watch::channel(false);
@@ -214,7 +217,7 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<()> {
     std::thread::Builder::new()
         .name("vpngw-engine".to_owned())
         .spawn(move || {
-            engine.run(inbox);
+            engine.run(reactor, inbox);
             let _ = engine_done.send(());
         })
         .context("starting the tunnel engine's thread")?;

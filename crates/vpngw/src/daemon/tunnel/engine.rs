@@ -266,17 +266,16 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The epoll set [`Engine::run`] waits in: made before the engine's thread starts, so
+    /// that a failure stops the daemon at start.
+    pub(crate) fn reactor(&self, inbox: &Inbox) -> std::io::Result<Reactor> {
+        Reactor::new(&self.tun, self.sockets.iter().map(|s| &s.sock), inbox)
+    }
+
     /// Runs until [`EngineCommand::Stop`] (or until nothing can send commands any more); then
     /// deletes every SA politely (DELETE to the peers). Blocking: the engine's thread.
-    pub(crate) fn run(mut self, inbox: Inbox) {
+    pub(crate) fn run(mut self, mut reactor: Reactor, inbox: Inbox) {
         let sockets = Arc::clone(&self.sockets);
-        let mut reactor = match Reactor::new(&self.tun, sockets.iter().map(|s| &s.sock), &inbox) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!("the tunnel engine's epoll set: {e}; the engine does not run");
-                return;
-            }
-        };
         // Buffers are allocated once, here.
         let mut outbound = datapath::Outbound::new(self.mtu, self.tun.tcp_gso());
         let mut inbound = datapath::Inbound::new();
