@@ -412,9 +412,10 @@ pub(crate) fn wait_up(lab: &Lab, plan: &Plan, timeout: Duration) -> Result<()> {
             .map(|n| connections(lab, n).ok()?.first().map(|c| c.state))
             .collect();
         let routed = plan.method == Method::One
-            || vpngw_ends
+            || (vpngw_ends
                 .iter()
-                .all(|n| !learned_routes(lab, n).is_empty());
+                .all(|n| !learned_routes(lab, n).is_empty())
+                && (!vpngw_ends.contains(&plan.cloud.0.as_str()) || published(lab, plan)));
         if routed && states.iter().all(|s| *s == Some(TunnelState::Up)) {
             return Ok(());
         }
@@ -438,6 +439,23 @@ pub(crate) fn wait_up(lab: &Lab, plan: &Plan, timeout: Duration) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Whether the fabric holds the VPN gateway's publication of every data-center prefix: with
+/// BGP (methods 2 and 3) it publishes them when it learns them, and until the fabric has
+/// them the VPC still answers the data center over the line. A tunnel whose routes were
+/// learned but not yet published let one reply cross in the clear.
+fn published(lab: &Lab, plan: &Plan) -> bool {
+    let Ok(state) = api::get::<super::controller::FabricState>(&lab.socket_path(), "/v1/state")
+    else {
+        return false;
+    };
+    plan.dc_cidrs.iter().all(|p| {
+        state
+            .published
+            .iter()
+            .any(|x| x.gateway == plan.cloud.0 && x.prefix == *p)
+    })
 }
 
 fn connections(lab: &Lab, node: &str) -> Result<Vec<ConnectionInfo>> {
