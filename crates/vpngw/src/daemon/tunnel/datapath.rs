@@ -58,7 +58,8 @@ pub(super) struct Socket {
 }
 
 impl Socket {
-    /// Enables UDP GRO, packet info and non-blocking mode on `sock`.
+    /// Sets `sock` up as quinn-udp does (UDP GRO, `IP_PMTUDISC_PROBE`), without the
+    /// per-datagram control messages vpngw does not read ([`quiet_receives`]).
     pub(super) fn new(
         local: SocketAddr,
         sock: UdpSocket,
