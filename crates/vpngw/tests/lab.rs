@@ -54,6 +54,18 @@ fn namespaces(lab: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Kills the lab's fabric controller (SIGKILL, as a crash would), and gives the kernel a
+/// moment to close its socket.
+fn kill_controller(lab: &str) {
+    for pid in controller_pids(lab) {
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    thread::sleep(Duration::from_millis(100));
+}
+
 fn controller_pids(lab: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -264,13 +276,7 @@ fn publication_reaches_the_vpc_kernel_and_survives_a_controller_restart() {
     assert!(kernel_route(vpc, "172.16.9.0/24").is_empty());
 
     // Kill the controller; `up` restarts it and the publication is still there.
-    for pid in controller_pids(lab) {
-        Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap();
-    }
-    thread::sleep(Duration::from_millis(100));
+    kill_controller(lab);
     let out = ok(lab, &["up"]);
     assert!(out.contains("restarted"), "{out}");
     let st = ok(lab, &["status"]);
@@ -838,13 +844,7 @@ fn method_3_checks_the_data_center_uses_one_asn_toward_the_vbr_and_the_gateway()
 
     // A restarted controller still knows what the gateways reported; the VBR's session
     // comes back by itself.
-    for pid in controller_pids(lab) {
-        Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap();
-    }
-    thread::sleep(Duration::from_millis(100));
+    kill_controller(lab);
     let out = ok(lab, &["up", "--method", "3"]);
     assert!(out.contains("restarted"), "{out}");
     wait_until(Duration::from_secs(30), "the VBR's session back", || {
