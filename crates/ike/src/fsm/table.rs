@@ -41,7 +41,7 @@ impl SaTable {
     /// Records inbound traffic on the SA holding the Child SA `spi_in` (after `settle`),
     /// without marking it: the time it was last heard from moves none of its timers (DPD reads
     /// it when its own timer fires) and none of its children, so the indexes stay true, and
-    /// the data plane's signal, once per packet batch, costs one lookup rather than a settle.
+    /// the data plane's signal costs one lookup rather than a settle.
     pub(crate) fn heard(&mut self, spi_in: u32, now: Instant) {
         if let Some(sa) = self
             .by_child

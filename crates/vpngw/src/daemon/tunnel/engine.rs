@@ -272,8 +272,9 @@ impl Engine {
         Reactor::new(&self.tun, self.sockets.iter().map(|s| &s.sock), inbox)
     }
 
-    /// Runs until [`EngineCommand::Stop`] (or until nothing can send commands any more); then
-    /// deletes every SA politely (DELETE to the peers). Blocking: the engine's thread.
+    /// Runs until [`EngineCommand::Stop`] (or until it finds, on a wake-up for commands, that
+    /// nothing can send any more); then deletes every SA politely (DELETE to the peers).
+    /// Blocking: the engine's thread.
     pub(crate) fn run(mut self, mut reactor: Reactor, inbox: Inbox) {
         let sockets = Arc::clone(&self.sockets);
         // Buffers are allocated once, here.
