@@ -21,23 +21,34 @@
 # shared 2-vCPU machine; the median over rounds, each implementation first as often as the
 # others, is what can be compared with boringtun's.
 #
+# RTT_PAIRED=N adds N pings per tunnel with boringtun, vpngw (and VPNGW_BASE) up AT ONCE, each
+# on its own inner subnets (and the base build on its own outer addresses), pinged side by
+# side 20 ms apart: every tunnel is idle between its pings, and all of them see the same
+# machine at the same moments, which the rounds (minutes apart) cannot give. Prints each
+# tunnel's median and its ratio to boringtun's, over all pings and per block of 100. With
+# RTT_HOPS=1, tcpdump in both gateways during those pings splits each round trip into the time
+# every packet spent in each gateway, per direction and tunnel (the capture adds a few us per
+# hop to every tunnel alike).
+#
 # Usage:  bash bench/throughput.sh                # ~5 min after the release build
 #         QUICK=1 bash bench/throughput.sh        # DUR=3 RUNS=1
 #         IMPLS="plain vpngw" bash bench/throughput.sh
 #         VPNGW=/path/to/vpngw bash bench/throughput.sh   # another build (e.g. before a change)
 #         IMPLS=none RTT_ROUNDS=6 bash bench/throughput.sh            # only the RTT rounds
 #         IMPLS=none RTT_ROUNDS=6 VPNGW_BASE=/path/to/main/vpngw bash bench/throughput.sh
+#         IMPLS=none RTT_PAIRED=3000 bash bench/throughput.sh   # side by side, ~1 min of pings
 #         NSP=vpr bash bench/throughput.sh   # beside another run (namespaces vpr-*)
 # Env:    DUR=10 RUNS=2 IMPLS="plain strongswan boringtun vpngw" (IMPLS=none or "": no rows)
 #         RTT_ROUNDS=0 RTT_PINGS=200 (pings per implementation per round, 20 ms apart)
-#         VPNGW_BASE=path (a third column in the rounds, "vpngw base")
+#         RTT_PAIRED=0 (pings per tunnel, all tunnels up at once)  RTT_HOPS=0 (1: per-hop times)
+#         VPNGW_BASE=path (a third column in the rounds and the side-by-side pings, "vpngw base")
 #         NSP=vpb (prefix of the namespaces, of the WireGuard interfaces and so of their
 #         global sockets /var/run/wireguard/wg${NSP}{1,2}.sock; at most 12 characters)
 #         BORINGTUN=path (default: boringtun-cli on PATH, else $CACHE/boringtun/bin, else
 #         `cargo install boringtun-cli --root $CACHE/boringtun`, skipped with a note if that fails)
 #         CACHE=/work/.cache-perf  KEEP_LOGS=1 (keep $W)
 #         PROFILE=DIR (perf record of both gateways during one extra P1 run per tunnel)
-# Needs:  root, iproute2, jq, python3; installs iperf3 (and wireguard-tools for boringtun) with
+# Needs:  root, iproute2, jq, python3; installs iperf3 (wireguard-tools for boringtun, tcpdump for RTT_HOPS) with
 #         apt-get if missing; strongSwan rows need strongswan-charon strongswan-swanctl
 #         libstrongswan-standard-plugins libstrongswan-extra-plugins (skipped with a note if absent).
 # Namespaces are $NSP-*; the ones this run created, and every process in them, are removed on
@@ -50,8 +61,8 @@ DUR=${DUR:-10}; RUNS=${RUNS:-2}
 # `-` rather than `:-`: IMPLS="" (like IMPLS=none) means no iperf rows, e.g. only RTT rounds
 IMPLS=${IMPLS-"plain strongswan boringtun vpngw"}
 [ "$IMPLS" = none ] && IMPLS=""
-RTT_ROUNDS=${RTT_ROUNDS:-0}; RTT_PINGS=${RTT_PINGS:-200}
-[[ "$RTT_ROUNDS$RTT_PINGS" =~ ^[0-9]+$ ]] || { echo "RTT_ROUNDS and RTT_PINGS are numbers" >&2; exit 2; }
+RTT_ROUNDS=${RTT_ROUNDS:-0}; RTT_PINGS=${RTT_PINGS:-200}; RTT_PAIRED=${RTT_PAIRED:-0}; RTT_HOPS=${RTT_HOPS:-0}
+[[ "$RTT_ROUNDS$RTT_PINGS$RTT_PAIRED" =~ ^[0-9]+$ && "$RTT_HOPS" =~ ^[01]$ ]] || { echo "RTT_ROUNDS, RTT_PINGS and RTT_PAIRED are numbers, RTT_HOPS 0 or 1" >&2; exit 2; }
 VPNGW_BASE=${VPNGW_BASE:-}
 CACHE=${CACHE:-/work/.cache-perf}
 NSP=${NSP:-vpb}
@@ -63,7 +74,7 @@ NS=("$NSP-client" "$NSP-gw1" "$NSP-gw2" "$NSP-server")
 # them in the global /var/run/wireguard: they carry the prefix so that two runs do not collide
 WG1=wg${NSP}1 WG2=wg${NSP}2
 WGSOCKS=("/var/run/wireguard/$WG1.sock" "/var/run/wireguard/$WG2.sock")
-RES=$W/results.tsv ROUNDS=$W/rounds.tsv
+RES=$W/results.tsv ROUNDS=$W/rounds.tsv PAIRED=$W/paired
 : >"$RES"; : >"$ROUNDS"
 CREATED=()   # namespaces this run added: cleanup never touches another run's
 
@@ -88,9 +99,12 @@ note() { echo "# $*"; }
 # ---------------------------------------------------------------- prerequisites
 command -v iperf3 >/dev/null || { note "installing iperf3"; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iperf3 >/dev/null; }
 command -v jq >/dev/null || { note "installing jq"; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends jq >/dev/null; }
+if [ "$RTT_HOPS" = 1 ] && ! command -v tcpdump >/dev/null; then
+  note "installing tcpdump (RTT_HOPS)"; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tcpdump >/dev/null || RTT_HOPS=0
+fi
 
-# the RTT rounds need boringtun and vpngw whatever IMPLS says
-need() { [[ " $IMPLS " == *" $1 "* ]] || [ "$RTT_ROUNDS" -gt 0 ]; }
+# the RTT rounds and side-by-side pings need boringtun and vpngw whatever IMPLS says
+need() { [[ " $IMPLS " == *" $1 "* ]] || [ "$RTT_ROUNDS" -gt 0 ] || [ "$RTT_PAIRED" -gt 0 ]; }
 VPNGW=${VPNGW:-}
 if need vpngw && [ -z "$VPNGW" ]; then
   note "building vpngw (release)"
@@ -116,7 +130,7 @@ if need boringtun; then
   fi
   [ -z "$BT" ] && IMPLS=${IMPLS//boringtun/}
 fi
-if [ "$RTT_ROUNDS" -gt 0 ] && [ -z "$BT" ]; then note "no boringtun: no RTT rounds"; RTT_ROUNDS=0; fi
+if [ "$RTT_ROUNDS$RTT_PAIRED" != 00 ] && [ -z "$BT" ]; then note "no boringtun: no RTT rounds or side-by-side pings"; RTT_ROUNDS=0 RTT_PAIRED=0; fi
 if [ -n "$VPNGW_BASE" ] && ! [ -x "$VPNGW_BASE" ]; then echo "VPNGW_BASE=$VPNGW_BASE is not an executable" >&2; exit 2; fi
 if [[ " $IMPLS " == *" strongswan "* ]] && ! [ -x /usr/lib/ipsec/charon ] ; then
   note "strongSwan (charon) not installed: its rows are skipped"; IMPLS=${IMPLS//strongswan/}
@@ -142,6 +156,16 @@ topo_up() {
   ip -n "$NSP-gw2"    addr add 172.16.0.2/30    dev wan0
   ip -n "$NSP-gw2"    addr add 10.0.1.1/24      dev lan0
   ip -n "$NSP-server" addr add 10.0.1.10/24     dev s0
+  # slots 1 and 2 (the side-by-side pings): more inner subnets, and outer addresses for a
+  # second vpngw pair (IKE's ports are fixed)
+  for i in 2 3; do
+    ip -n "$NSP-client" addr add "192.168.${i}0.10/24" dev c0
+    ip -n "$NSP-gw1"    addr add "192.168.${i}0.1/24"  dev lan0
+    ip -n "$NSP-gw2"    addr add "10.0.$i.1/24"        dev lan0
+    ip -n "$NSP-server" addr add "10.0.$i.10/24"       dev s0
+  done
+  ip -n "$NSP-gw1"    addr add 172.16.1.1/30    dev wan0
+  ip -n "$NSP-gw2"    addr add 172.16.1.2/30    dev wan0
   ip -n "$NSP-client" link set c0 up; ip -n "$NSP-server" link set s0 up
   for g in "$NSP-gw1" "$NSP-gw2"; do
     ip -n "$g" link set lan0 up; ip -n "$g" link set wan0 up
@@ -154,7 +178,13 @@ topo_up() {
 }
 
 # ---------------------------------------------------------------- measurement
-wait_ping() { for _ in $(seq 300); do ip netns exec "$NSP-client" ping -c 1 -W 0.2 10.0.1.10 >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+# slot S (0-2) of the topology: client 192.168.(S+1)0.10 and server 10.0.(S+1).10
+wait_ping() { # $1 = slot (default 0)
+  local s=$(( ${1:-0} + 1 ))
+  for _ in $(seq 300); do
+    ip netns exec "$NSP-client" ping -c 1 -W 0.2 -I "192.168.${s}0.10" "10.0.$s.10" >/dev/null 2>&1 && return 0; sleep 0.05
+  done; return 1
+}
 cpu_ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # idle RTT: median of $1 (default 100) pings 20 ms apart (the mean of a few is dominated by
 # the odd wake-up of a descheduled vCPU on this shared machine; every row is measured the same way)
@@ -322,14 +352,15 @@ run_boringtun() {
 }
 
 # ---------------------------------------------------------------- vpngw
-# The TUN name can stay fixed: each daemon creates it inside its own namespace.
-vpngw_conf() { # $1=dir $2=gw $3=local $4=peer $5=remote_lan $6=local_inside $7=peer_inside $8=esp $9=initiate
-  local d=$1; mkdir -p "$d"
+# Each daemon creates its TUN device inside its namespace; the name is per slot, as the
+# side-by-side pings run two vpngw pairs in the same namespaces.
+vpngw_conf() { # $1=dir $2=gw $3=local $4=peer $5=remote_lan $6=local_inside $7=peer_inside $8=esp $9=initiate $10=slot
+  local d=$1 slot=${10}; mkdir -p "$d"
   ( umask 077; echo "vpb-throughput-psk-0123456789abcdef" >"$d/psk" )
   cat >"$d/vpngw.toml" <<EOF
 [gateway]
 name = "$NSP-$2"
-tun = "vpbtun"
+tun = "vpbtun${slot#0}"
 state_dir = "$d/state"
 
 [api]
@@ -343,7 +374,7 @@ psk_file = "$d/psk"
 ike_proposals = ["aes128gcm16-prfsha256-x25519"]
 esp_proposals = ["$8"]
 mode = "route"
-tunnel_cidr = "169.254.30.0/30"
+tunnel_cidr = "169.254.3$slot.0/30"
 local_inside = "$6"
 peer_inside = "$7"
 initiate = $9
@@ -354,14 +385,17 @@ connection = "peer"
 EOF
 }
 
-vpngw_up() { # $1=vpngw binary $2=esp $3=directory for both gateways' configs and logs
-  local b=$1 esp=$2 d=$3
-  vpngw_conf "$d/gw1" gw1 172.16.0.1 172.16.0.2 10.0.1.0/24 169.254.30.1 169.254.30.2 "$esp" true
-  vpngw_conf "$d/gw2" gw2 172.16.0.2 172.16.0.1 192.168.10.0/24 169.254.30.2 169.254.30.1 "$esp" false
+# slot 0: 192.168.10.0/24 <-> 10.0.1.0/24 over 172.16.0.1 - .2; slot 1: 192.168.20.0/24 <->
+# 10.0.2.0/24, same outer addresses; slot 2: 192.168.30.0/24 <-> 10.0.3.0/24 over 172.16.1.1 - .2
+vpngw_up() { # $1=vpngw binary $2=esp $3=directory for both gateways' configs and logs $4=slot
+  local b=$1 esp=$2 d=$3 s=${4:-0} o
+  o=$(( s / 2 ))
+  vpngw_conf "$d/gw1" gw1 "172.16.$o.1" "172.16.$o.2" "10.0.$((s + 1)).0/24" "169.254.3$s.1" "169.254.3$s.2" "$esp" true "$s"
+  vpngw_conf "$d/gw2" gw2 "172.16.$o.2" "172.16.$o.1" "192.168.$((s + 1))0.0/24" "169.254.3$s.2" "169.254.3$s.1" "$esp" false "$s"
   ip netns exec "$NSP-gw2" "$b" run --config "$d/gw2/vpngw.toml" >"$d/gw2/log" 2>&1 & UP2=$!
   sleep 0.3
   ip netns exec "$NSP-gw1" "$b" run --config "$d/gw1/vpngw.toml" >"$d/gw1/log" 2>&1 & UP1=$!
-  wait_ping
+  wait_ping "$s"
 }
 vpngw_down() { stop_pid "$UP1"; stop_pid "$UP2"; UP1="" UP2=""; sleep 0.5; }
 
@@ -414,6 +448,41 @@ run_rounds() {
   done
 }
 
+# ---------------------------------------------------------------- side by side
+# All tunnels up at once, each in its own slot; one `ping` per tunnel, started a few ms apart
+# so that their packets do not meet, writes "icmp_seq time" lines to $PAIRED.<column>.
+run_paired() {
+  local pids=() cols=(boringtun vpngw) c i s p
+  [ -n "$VPNGW_BASE" ] && cols+=("vpngw base")
+  note "side by side: ${cols[*]} up at once, $RTT_PAIRED pings each, 20 ms apart"
+  if bt_up; then pids+=("$UP1" "$UP2"); else note "boringtun did not come up: no side-by-side pings"; bt_down; return 0; fi
+  if vpngw_up "$VPNGW" aes128gcm16 "$W/vpngw" 1; then pids+=("$UP1" "$UP2")
+  else note "vpngw did not come up: no side-by-side pings"; pids+=("$UP1" "$UP2"); cols=(); fi
+  if [ -n "$VPNGW_BASE" ] && [ ${#cols[@]} -gt 0 ]; then
+    if vpngw_up "$VPNGW_BASE" aes128gcm16 "$W/vpngw-base" 2; then pids+=("$UP1" "$UP2")
+    else note "vpngw base did not come up: no side-by-side pings"; pids+=("$UP1" "$UP2"); cols=(); fi
+  fi
+  local pings=() taps=()
+  if [ "$RTT_HOPS" = 1 ]; then
+    for g in gw1 gw2; do
+      ip netns exec "$NSP-$g" tcpdump -i any -n -tt --time-stamp-precision=nano 'icmp or udp' >"$W/hops-$g.txt" 2>/dev/null &
+      taps+=($!)
+    done
+    sleep 1
+  fi
+  for i in "${!cols[@]}"; do
+    c=${cols[$i]} s=$((i + 1))
+    ip netns exec "$NSP-client" ping -c "$RTT_PAIRED" -i 0.02 -I "192.168.${s}0.10" "10.0.$s.10" \
+      | sed -n 's/.*icmp_seq=\([0-9]*\).*time=\([0-9.]*\) ms/\1 \2/p' >"$PAIRED.${c// /_}" &
+    pings+=($!)
+    sleep 0.007
+  done
+  for p in "${pings[@]}"; do wait "$p" || true; done
+  if [ ${#taps[@]} -gt 0 ]; then sleep 0.5; kill "${taps[@]}" 2>/dev/null || true; wait "${taps[@]}" 2>/dev/null || true; fi
+  for p in "${pids[@]}"; do stop_pid "$p"; done
+  UP1="" UP2=""; rm -f "${WGSOCKS[@]}"
+}
+
 # ---------------------------------------------------------------- main
 echo "== $(date -u +%FT%TZ) $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
 if [ -n "${IMPLS// /}" ]; then
@@ -422,10 +491,14 @@ fi
 if [ "$RTT_ROUNDS" -gt 0 ]; then
   echo "== then $RTT_ROUNDS alternating rounds of idle RTT only: median of $RTT_PINGS pings per implementation per round"
 fi
-[ -n "${IMPLS// /}" ] || [ "$RTT_ROUNDS" -gt 0 ] || { note "IMPLS is empty and RTT_ROUNDS=0: nothing to measure"; exit 0; }
+if [ "$RTT_PAIRED" -gt 0 ]; then
+  echo "== then idle RTT side by side: $RTT_PAIRED pings per tunnel, all tunnels up at once"
+fi
+[ -n "${IMPLS// /}" ] || [ "$RTT_ROUNDS$RTT_PAIRED" != 00 ] || { note "IMPLS is empty, RTT_ROUNDS=0 and RTT_PAIRED=0: nothing to measure"; exit 0; }
 topo_up
 for impl in $IMPLS; do "run_$impl"; done
 if [ "$RTT_ROUNDS" -gt 0 ]; then run_rounds; fi
+if [ "$RTT_PAIRED" -gt 0 ]; then run_paired; fi
 
 if [ -s "$RES" ]; then
 python3 - "$RES" <<'EOF'
@@ -492,5 +565,99 @@ for c in cols:
         q = m[c] / bt if bt > 0 else math.nan
         verdict = "no data" if math.isnan(q) else "met" if q <= 1.0 else "not met"
         print(f"RTT floor: {c}/boringtun = {q:.2f}x ({verdict})")
+EOF
+fi
+
+if [ -s "$PAIRED.boringtun" ]; then
+python3 - "$PAIRED" "$RTT_PAIRED" <<'EOF'
+import glob, statistics, sys
+cols = {}
+for f in sorted(glob.glob(sys.argv[1] + ".*")):
+    name = f.rsplit(".", 1)[1].replace("_", " ")
+    cols[name] = {int(seq): float(ms) for seq, ms in (l.split() for l in open(f))}
+order = ["boringtun"] + [c for c in cols if c != "boringtun"]
+bt = cols["boringtun"]
+print()
+print(f"idle RTT side by side, ms ({sys.argv[2]} pings per tunnel 20 ms apart, all tunnels up at once)")
+print(f"{'tunnel':<12} {'answered':>9} {'median':>8} {'p10':>7} {'p90':>7} {'/ boringtun':>12}   per 100 pings: ratio of medians, min-median-max")
+for c in order:
+    v = sorted(cols[c].values())
+    if not v:
+        print(f"{c:<12} {0:>9}")
+        continue
+    line = f"{c:<12} {len(v):>9} {statistics.median(v):>8.3f} {v[len(v) // 10]:>7.3f} {v[9 * len(v) // 10]:>7.3f}"
+    if c != "boringtun" and bt:
+        q = statistics.median(v) / statistics.median(bt.values())
+        blocks = []
+        for b in range(1, int(sys.argv[2]) + 1, 100):
+            x = [cols[c][k] for k in range(b, b + 100) if k in cols[c]]
+            y = [bt[k] for k in range(b, b + 100) if k in bt]
+            if len(x) > 50 and len(y) > 50:
+                blocks.append(statistics.median(x) / statistics.median(y))
+        blocks.sort()
+        spread = f"{blocks[0]:.2f}-{statistics.median(blocks):.2f}-{blocks[-1]:.2f} ({len(blocks)} blocks)" if blocks else "-"
+        line += f" {q:>11.2f}x   {spread}"
+    print(line)
+print()
+for c in order[1:]:
+    if cols[c] and bt:
+        q = statistics.median(cols[c].values()) / statistics.median(bt.values())
+        print(f"RTT floor, side by side: {c}/boringtun = {q:.2f}x ({'met' if q <= 1.0 else 'not met'})")
+EOF
+fi
+
+if [ "$RTT_HOPS" = 1 ] && [ -s "$W/hops-gw1.txt" ]; then
+python3 - "$W/hops-gw1.txt" "$W/hops-gw2.txt" <<'EOF'
+# One line per packet seen by tcpdump -i any in a gateway's namespace; consecutive sightings
+# of one tunnel's packet within 5 ms are one hop through that gateway, e.g. "tun.Out ->
+# wan0.Out" is from the kernel queueing the ping to the TUN device to the ESP datagram
+# leaving: the gateway's wake-up, read, seal and send.
+import statistics, sys
+from collections import defaultdict
+def tunnel(ifc, rest):
+    if ifc.startswith("wg") or ".51820" in rest:
+        return "boringtun"
+    if ifc == "vpbtun2" or "172.16.1." in rest:
+        return "vpngw base"
+    if ifc == "vpbtun1" or (ifc == "wan0" and "172.16.0." in rest):
+        return "vpngw"
+    for slot, name in (("1", "boringtun"), ("2", "vpngw"), ("3", "vpngw base")):
+        if f"10.0.{slot}." in rest or f"192.168.{slot}0." in rest:
+            return name
+    return None
+hops = defaultdict(list)
+for gw, path in (("gw1", sys.argv[1]), ("gw2", sys.argv[2])):
+    last = {}
+    for line in open(path):
+        f = line.split(None, 3)
+        try:
+            t = float(f[0])
+        except (ValueError, IndexError):
+            continue
+        name = tunnel(f[1], f[3] if len(f) > 3 else "")
+        if name is None:
+            continue
+        ifc = f[1] if f[1] in ("lan0", "wan0") else "tun"
+        here = f"{ifc}.{f[2]}"
+        if name in last and t - last[name][0] < 0.005 and last[name][1].split(".")[0] != ifc:
+            hops[(gw, f"{last[name][1]} -> {here}", name)].append((t - last[name][0]) * 1e6)
+        last[name] = (t, here)
+names = [n for n in ("boringtun", "vpngw", "vpngw base") if any(k[2] == n for k in hops)]
+print()
+print("time in each gateway per hop, us: median (p10-p90) of the side-by-side pings, from tcpdump")
+print(f"{'':<26}" + "".join(f"{n:>22}" for n in names))
+total = defaultdict(float)
+for key in sorted({k[:2] for k in hops}):
+    row = f"{key[0] + ' ' + key[1]:<26}"
+    for n in names:
+        v = sorted(hops.get(key + (n,), []))
+        if not v:
+            row += " " * 22
+            continue
+        m = statistics.median(v)
+        total[n] += m
+        row += f"{m:>10.1f} ({v[len(v) // 10]:4.0f}-{v[9 * len(v) // 10]:4.0f})"
+    print(row)
+print(f"{'sum of the medians':<26}" + "".join(f"{total[n]:>10.1f}{'':12}" for n in names))
 EOF
 fi
