@@ -12,11 +12,15 @@
 //!
 //! Per packet: one copy in each direction (sealed packet → GSO buffer, plaintext → TUN
 //! slot), no allocation, no lock. The copies are ~1.4 KB memcpys, far cheaper than the
-//! syscalls they batch away.
+//! syscalls they batch away. A packet that comes alone (all of an idle link's traffic: a
+//! ping, a keystroke, a lone ACK) takes neither: it is sent from where it was sealed, or
+//! written to the device from where it was opened, and skips tun-rs's GRO pass, which
+//! copies every TCP packet it looks at into a fresh allocation.
 
 use std::{
     io::{self, IoSliceMut},
     net::{SocketAddr, UdpSocket},
+    ops::Range,
 };
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
@@ -271,7 +275,7 @@ impl Outbound {
         sockets: &[Socket],
         socket: usize,
         i: usize,
-        range: std::ops::Range<usize>,
+        range: Range<usize>,
         remote: SocketAddr,
     ) {
         let len = range.len();
@@ -289,6 +293,16 @@ impl Outbound {
         let Some(pkt) = buf.and_then(|b| b.get(range)) else {
             return;
         };
+        if self.lone {
+            // The read's only packet: nothing can join it, so it leaves from where it was
+            // sealed, without the copy into the GSO buffer or quinn-udp's control messages.
+            if let Some(s) = sockets.get(socket) {
+                if let Err(e) = outer::send(&s.sock, |sock| sock.send_to(pkt, remote)) {
+                    tracing::debug!(%remote, "sending ESP: {e}");
+                }
+            }
+            return;
+        }
         if self.count == 0 {
             self.seg = len;
             self.socket = socket;
@@ -339,23 +353,32 @@ pub(super) struct Inbound {
     slots: Vec<Vec<u8>>,
     filled: usize,
     gro: GROTable,
+    /// The device takes offloads: what is written to it starts with a virtio header.
+    vnet: bool,
+    /// The last receive brought a single datagram.
+    lone: bool,
 }
 
 impl Inbound {
-    pub(super) fn new() -> Self {
+    /// Buffers for a TUN device with or without offloads (`vnet`).
+    pub(super) fn new(vnet: bool) -> Self {
         Self {
             rx: std::array::from_fn(|_| vec![0; RX_BUF]),
             meta: [RecvMeta::default(); RX_BUFS],
             slots: (0..TUN_OUT_SLOTS).map(|_| Vec::new()).collect(),
             filled: 0,
             gro: GROTable::default(),
+            vnet,
+            lone: false,
         }
     }
 
     /// One recvmmsg on `s`: the number of buffers filled, or `WouldBlock`.
     pub(super) fn recv(&mut self, s: &Socket) -> io::Result<usize> {
         let mut bufs = self.rx.each_mut().map(|b| IoSliceMut::new(b));
-        s.state.recv((&s.sock).into(), &mut bufs, &mut self.meta)
+        let n = s.state.recv((&s.sock).into(), &mut bufs, &mut self.meta)?;
+        self.lone = n == 1 && self.meta[0].len <= self.meta[0].stride;
+        Ok(n)
     }
 
     /// Buffer `j` of the last receive — its source, the datagram size (`stride`; the last may
@@ -372,6 +395,7 @@ impl Inbound {
                 slots: &mut self.slots,
                 filled: &mut self.filled,
                 gro: &mut self.gro,
+                direct: self.lone.then_some(self.vnet),
             },
         ))
     }
@@ -382,6 +406,7 @@ impl Inbound {
             slots: &mut self.slots,
             filled: &mut self.filled,
             gro: &mut self.gro,
+            direct: None,
         }
         .write(tun);
     }
@@ -392,9 +417,36 @@ pub(super) struct Tx<'a> {
     slots: &'a mut [Vec<u8>],
     filled: &'a mut usize,
     gro: &'a mut GROTable,
+    /// The receive brought a single datagram, so there is nothing to coalesce its packet
+    /// with: `Some(vnet)`, whether the device wants a virtio header in front.
+    direct: Option<bool>,
 }
 
 impl Tx<'_> {
+    /// Delivers the decrypted inner packet at `data[range]`: written to the device at once,
+    /// from where it was opened, when it came alone; else queued ([`Tx::push`]).
+    pub(super) fn deliver(&mut self, tun: &SyncDevice, data: &mut [u8], range: Range<usize>) {
+        if let Some(vnet) = self.direct {
+            let hdr = if vnet { VIRTIO_NET_HDR_LEN } else { 0 };
+            // The ESP header and IV in front of the packet leave room for the virtio header.
+            if let Some(frame) = range
+                .start
+                .checked_sub(hdr)
+                .and_then(|start| data.get_mut(start..range.end))
+            {
+                // All zero: no offload asked, the packet's checksums are complete.
+                frame[..hdr].fill(0);
+                if let Err(e) = tun.send(frame) {
+                    tracing::debug!("writing to the TUN device: {e}");
+                }
+                return;
+            }
+        }
+        if let Some(pkt) = data.get(range) {
+            self.push(pkt);
+        }
+    }
+
     /// Queues a decrypted inner packet; the caller writes first when [`Tx::full`].
     pub(super) fn push(&mut self, pkt: &[u8]) {
         if let Some(b) = self.slots.get_mut(*self.filled) {

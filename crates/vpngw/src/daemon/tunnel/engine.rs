@@ -152,9 +152,11 @@ pub(crate) struct Engine {
     /// entry (~700 bytes inline).
     conns: HashMap<ConnId, Box<Conn>>,
     by_name: HashMap<String, ConnId>,
-    /// The connection of each installed child SA, by inbound SPI: a health check's reply is
-    /// matched against the check of the SA it came through, not every connection's.
-    conn_of_child: HashMap<u32, ConnId>,
+    /// The connection of each installed child SA whose connection runs a health check, by
+    /// inbound SPI: a probe's reply is matched against the check of the SA it came through,
+    /// not every connection's. Where no connection runs one, a decrypted echo reply (an idle
+    /// tunnel's every ping) costs no lookup at all.
+    probed_children: HashMap<u32, ConnId>,
     /// Inner destination → connection: `[[route]]` prefixes and route-based inside /30s.
     routes: Table,
     /// Every outer socket; shared so that the loop can hold the list while it mutates the
@@ -237,7 +239,7 @@ impl Engine {
             sad: SadIn::new(),
             conns: HashMap::new(),
             by_name: HashMap::new(),
-            conn_of_child: HashMap::new(),
+            probed_children: HashMap::new(),
             routes: Table::new(),
             sockets: sockets.into(),
             socket_of,
@@ -279,7 +281,7 @@ impl Engine {
         let sockets = Arc::clone(&self.sockets);
         // Buffers are allocated once, here.
         let mut outbound = datapath::Outbound::new(self.mtu, self.tun.tcp_gso());
-        let mut inbound = datapath::Inbound::new();
+        let mut inbound = datapath::Inbound::new(self.tun.tcp_gso());
         let mut ready = Vec::new();
         let mut deadline = self.deadline();
         let mut next_snapshot = Instant::now() + SNAPSHOT_INTERVAL;
@@ -617,9 +619,7 @@ impl Engine {
                 {
                     return;
                 }
-                if let Some(pkt) = data.get(range) {
-                    tx.push(pkt);
-                }
+                tx.deliver(&self.tun, data, range);
             }
             Ok(Received::Dummy { .. } | Received::NatKeepalive) => {}
             // Counted per reason by SadIn; a forged or stray packet is no event.
@@ -793,11 +793,12 @@ impl Engine {
 
     /// Whether a decrypted packet answers a health probe (then it stops here).
     fn health_reply(&mut self, spi: Spi, pkt: &[u8]) -> bool {
-        // Every decrypted packet passes here: anything but an echo reply leaves at once.
-        if !health::is_echo_reply(pkt) {
+        // Every decrypted packet passes here: anything but an echo reply through a probed
+        // SA leaves at once.
+        if self.probed_children.is_empty() || !health::is_echo_reply(pkt) {
             return false;
         }
-        let Some(&id) = self.conn_of_child.get(&spi.0) else {
+        let Some(&id) = self.probed_children.get(&spi.0) else {
             return false;
         };
         let hit = self
@@ -934,7 +935,7 @@ impl Engine {
             } => {
                 let name = self.name(conn);
                 let inbound = self.sad.remove(Spi(spi_in));
-                self.conn_of_child.remove(&spi_in);
+                self.probed_children.remove(&spi_in);
                 let last = if let Some(c) = self.conns.get_mut(&conn) {
                     if let Some(sa) = inbound {
                         c.retired.bytes_in += sa.bytes();
@@ -999,7 +1000,9 @@ impl Engine {
             .conns
             .get_mut(&conn)
             .context("child SA of an unknown connection")?;
-        self.conn_of_child.insert(child.spi_in, conn);
+        if c.health.is_some() {
+            self.probed_children.insert(child.spi_in, conn);
+        }
         // The socket pair the IKE SA floated to: ESP always goes to the peer's 4500.
         let (local, remote) = c
             .out
