@@ -340,19 +340,39 @@ fn tcp_http(ns: &Ns, port: u16, method: &str, path: &str, token: Option<&str>) -
     })
 }
 
-/// The UDP sockets the daemon's process has bound (its namespace's `/proc/net/udp`).
-fn udp_bound(pid: Pid) -> BTreeSet<SocketAddr> {
+/// The UDP sockets in the daemon's namespace (its `/proc/net/udp`): local and remote address,
+/// the remote one `0.0.0.0:0` unless the socket is connected.
+fn udp_sockets(pid: Pid) -> Vec<(SocketAddr, SocketAddr)> {
     let text = fs::read_to_string(format!("/proc/{pid}/net/udp")).unwrap();
+    let parse = |field: &str| {
+        let (addr, port) = field.split_once(':')?;
+        let addr = u32::from_str_radix(addr, 16).ok()?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        // The kernel prints the address's bytes as a native-endian integer.
+        Some(SocketAddr::from((Ipv4Addr::from(addr.to_ne_bytes()), port)))
+    };
     text.lines()
         .skip(1)
         .filter_map(|l| {
-            let local = l.split_whitespace().nth(1)?;
-            let (addr, port) = local.split_once(':')?;
-            let addr = u32::from_str_radix(addr, 16).ok()?;
-            let port = u16::from_str_radix(port, 16).ok()?;
-            // The kernel prints the address's bytes as a native-endian integer.
-            Some(SocketAddr::from((Ipv4Addr::from(addr.to_ne_bytes()), port)))
+            let mut f = l.split_whitespace().skip(1);
+            Some((parse(f.next()?)?, parse(f.next()?)?))
         })
+        .collect()
+}
+
+/// The addresses the daemon's UDP sockets are bound to.
+fn udp_bound(pid: Pid) -> BTreeSet<SocketAddr> {
+    udp_sockets(pid)
+        .into_iter()
+        .map(|(local, _)| local)
+        .collect()
+}
+
+/// The daemon's UDP sockets connected to a peer, as (local, remote).
+fn udp_connected(pid: Pid) -> BTreeSet<(SocketAddr, SocketAddr)> {
+    udp_sockets(pid)
+        .into_iter()
+        .filter(|(_, remote)| remote.port() != 0)
         .collect()
 }
 
@@ -1131,6 +1151,17 @@ fn two_daemons_bring_a_tunnel_up_and_show_it() {
         let list = json(sock, &["conn", "list"]);
         assert_eq!(list[0]["state"], "up", "{list:#}\n{}", d.log());
     }
+    // ESP leaves from, and arrives on, a socket connected to the peer, beside the shared one.
+    let link =
+        |l: &str, r: &str| -> (SocketAddr, SocketAddr) { (l.parse().unwrap(), r.parse().unwrap()) };
+    assert_eq!(
+        udp_connected(a.pid()),
+        BTreeSet::from([link("10.97.0.1:4500", "10.97.0.2:4500")])
+    );
+    assert_eq!(
+        udp_connected(b.pid()),
+        BTreeSet::from([link("10.97.0.2:4500", "10.97.0.1:4500")])
+    );
     // The snapshot behind `sa list` and /metrics is refreshed every second.
     thread::sleep(Duration::from_millis(1200));
     let (sa, sb) = (
@@ -1188,10 +1219,14 @@ fn two_daemons_bring_a_tunnel_up_and_show_it() {
     };
     ok(&a.socket, &["conn", "down", "peer"]);
     let t = Instant::now();
-    while state(&a.socket) != "down" || state(&b.socket) != "down" {
+    while state(&a.socket) != "down"
+        || state(&b.socket) != "down"
+        || !udp_connected(a.pid()).is_empty()
+        || !udp_connected(b.pid()).is_empty()
+    {
         assert!(
             t.elapsed() < Duration::from_secs(5),
-            "conn down did not take the tunnel down:\n{}",
+            "conn down did not take the tunnel and its connected sockets down:\n{}",
             da.log()
         );
         thread::sleep(Duration::from_millis(50));

@@ -57,9 +57,16 @@ pub(super) struct Socket {
     pub(super) local: SocketAddr,
     pub(super) sock: UdpSocket,
     state: UdpSocketState,
+    /// The peer it is connected to ([`outer::connect`]); `None` for the address's shared
+    /// socket.
+    pub(super) peer: Option<SocketAddr>,
     /// Datagrams received on it (`/metrics`).
     pub(super) received: Option<Counter>,
 }
+
+/// The engine's sockets by index: the shared ones first, then the connected ones, each `None`
+/// once closed until its slot is reused.
+pub(super) type Sockets = [Option<std::sync::Arc<Socket>>];
 
 impl Socket {
     /// Sets `sock` up as quinn-udp does (UDP GRO, `IP_PMTUDISC_PROBE`), without the
@@ -67,6 +74,7 @@ impl Socket {
     pub(super) fn new(
         local: SocketAddr,
         sock: UdpSocket,
+        peer: Option<SocketAddr>,
         received: Option<Counter>,
     ) -> io::Result<Self> {
         let state = UdpSocketState::new((&sock).into())?;
@@ -75,8 +83,20 @@ impl Socket {
             local,
             sock,
             state,
+            peer,
             received,
         })
+    }
+
+    /// Sends one datagram to `remote`: without an address, on the route the kernel keeps for
+    /// the connection, when the socket is connected to `remote` (after the peer moved, until
+    /// the engine connects a socket to where it went, it is not).
+    pub(super) fn send(&self, pkt: &[u8], remote: SocketAddr) -> io::Result<usize> {
+        if self.peer == Some(remote) {
+            outer::send(&self.sock, |s| s.send(pkt))
+        } else {
+            outer::send(&self.sock, |s| s.send_to(pkt, remote))
+        }
     }
 }
 
@@ -272,7 +292,7 @@ impl Outbound {
     /// `sockets[socket]`, sending what is pending first if it cannot join it.
     pub(super) fn push(
         &mut self,
-        sockets: &[Socket],
+        sockets: &Sockets,
         socket: usize,
         i: usize,
         range: Range<usize>,
@@ -281,6 +301,7 @@ impl Outbound {
         let len = range.len();
         let max = sockets
             .get(socket)
+            .and_then(Option::as_deref)
             .map_or(1, |s| s.state.max_gso_segments());
         if !self.fits(socket, remote, len, max) {
             self.send(sockets);
@@ -296,8 +317,8 @@ impl Outbound {
         if self.lone {
             // The read's only packet: nothing can join it, so it leaves from where it was
             // sealed, without the copy into the GSO buffer or quinn-udp's control messages.
-            if let Some(s) = sockets.get(socket) {
-                if let Err(e) = outer::send(&s.sock, |sock| sock.send_to(pkt, remote)) {
+            if let Some(s) = sockets.get(socket).and_then(Option::as_deref) {
+                if let Err(e) = s.send(pkt, remote) {
                     tracing::debug!(%remote, "sending ESP: {e}");
                 }
             }
@@ -315,11 +336,11 @@ impl Outbound {
     }
 
     /// Sends the pending packets with one `sendmsg` (UDP_SEGMENT when more than one).
-    pub(super) fn send(&mut self, sockets: &[Socket]) {
+    pub(super) fn send(&mut self, sockets: &Sockets) {
         if self.count == 0 {
             return;
         }
-        let Some(s) = sockets.get(self.socket) else {
+        let Some(s) = sockets.get(self.socket).and_then(Option::as_deref) else {
             self.clear();
             return;
         };

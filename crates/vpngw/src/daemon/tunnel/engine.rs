@@ -1,7 +1,7 @@
 //! The engine proper: one thread, one loop, every input and output of the tunnel.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::{IpAddr, SocketAddr},
     sync::Arc,
     time::{Duration, Instant},
@@ -41,6 +41,11 @@ const SNAPSHOT_MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// it: DPD only asks whether the peer was heard from within its interval (seconds), and each
 /// signal costs two of IKE's table lookups, cold on an idle tunnel's every packet.
 const HEARD_EVERY: Duration = Duration::from_secs(1);
+
+/// Sockets connected to peers per local address, at most; the rest share the address's
+/// socket. Before Linux 6.13 the kernel matches a datagram for an address and port against
+/// every socket bound to them in turn, so thousands would cost every packet a long scan.
+const MAX_CONNECTED: usize = 64;
 
 /// How often the API's snapshot is refreshed when nothing changes.
 const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
@@ -159,11 +164,15 @@ pub(crate) struct Engine {
     probed_children: HashMap<u32, ConnId>,
     /// Inner destination → connection: `[[route]]` prefixes and route-based inside /30s.
     routes: Table,
-    /// Every outer socket; shared so that the loop can hold the list while it mutates the
-    /// engine.
-    sockets: Arc<[datapath::Socket]>,
-    /// A local address and port's index in `sockets`.
+    /// Every outer socket: the shared ones of each local address, then those connected to a
+    /// peer ([`Engine::sync_connected`]).
+    sockets: Vec<Option<Arc<datapath::Socket>>>,
+    /// A local address and port's index in `sockets`: its shared socket.
     socket_of: HashMap<SocketAddr, usize>,
+    /// The index of the socket connected from a local address and port to a peer's.
+    connected: HashMap<(SocketAddr, SocketAddr), usize>,
+    /// An outbound SA came, went or moved: the connected sockets are due a look.
+    resync: bool,
     tun: SyncDevice,
     tun_name: String,
     /// The TUN device's MTU: what the tunnel carries whole, and the MSS that fits it.
@@ -213,16 +222,16 @@ impl Engine {
             for (port, sock) in [(IKE_PORT, s.ike), (NAT_T_PORT, s.nat_t)] {
                 let local = SocketAddr::new(ip, port);
                 let received = udp_received.get(&local).cloned();
-                sockets.push(
-                    datapath::Socket::new(local, sock, received)
+                sockets.push(Some(Arc::new(
+                    datapath::Socket::new(local, sock, None, received)
                         .with_context(|| format!("outer socket {local}"))?,
-                );
+                )));
             }
         }
         let socket_of = sockets
             .iter()
             .enumerate()
-            .map(|(i, s)| (s.local, i))
+            .filter_map(|(i, s)| Some((s.as_ref()?.local, i)))
             .collect();
         let mut engine = Self {
             ike: Endpoint::new(
@@ -241,8 +250,10 @@ impl Engine {
             by_name: HashMap::new(),
             probed_children: HashMap::new(),
             routes: Table::new(),
-            sockets: sockets.into(),
+            sockets,
             socket_of,
+            connected: HashMap::new(),
+            resync: false,
             tun,
             tun_name: cfg.gateway.tun.clone(),
             mtu: cfg.gateway.mtu,
@@ -271,14 +282,17 @@ impl Engine {
     /// The epoll set [`Engine::run`] waits in: made before the engine's thread starts, so
     /// that a failure stops the daemon at start.
     pub(crate) fn reactor(&self, inbox: &Inbox) -> std::io::Result<Reactor> {
-        Reactor::new(&self.tun, self.sockets.iter().map(|s| &s.sock), inbox)
+        Reactor::new(
+            &self.tun,
+            self.sockets.iter().flatten().map(|s| &s.sock),
+            inbox,
+        )
     }
 
     /// Runs until [`EngineCommand::Stop`] (or until it finds, on a wake-up for commands, that
     /// nothing can send any more); then deletes every SA politely (DELETE to the peers).
     /// Blocking: the engine's thread.
     pub(crate) fn run(mut self, mut reactor: Reactor, inbox: Inbox) {
-        let sockets = Arc::clone(&self.sockets);
         // Buffers are allocated once, here.
         let mut outbound = datapath::Outbound::new(self.mtu, self.tun.tcp_gso());
         let mut inbound = datapath::Inbound::new(self.tun.tcp_gso());
@@ -304,14 +318,14 @@ impl Engine {
                     // readable on the last pass too (traffic is flowing); otherwise one read,
                     // and the level-triggered epoll set says if more came: a lone packet (an
                     // idle ping, a keepalive) then costs no read that finds nothing.
-                    Ready::Tun => self.handle_inner(&sockets, &mut outbound, tun_busy),
+                    Ready::Tun => self.handle_inner(&mut outbound, tun_busy),
                     Ready::TunFailed => {
                         tracing::error!(tun = %self.tun_name, "the TUN device failed (deleted?); no more inside traffic");
                         reactor.remove_tun(&self.tun);
                     }
                     Ready::Socket(i) => {
-                        if let Some(s) = sockets.get(i) {
-                            self.handle_udp(s, &mut inbound);
+                        if let Some(s) = self.sockets.get(i).cloned().flatten() {
+                            self.handle_udp(&s, &mut inbound);
                         }
                     }
                     Ready::Commands => loop {
@@ -335,6 +349,7 @@ impl Engine {
                 self.emit(EngineEvent::Snapshot(self.snapshot()));
             }
             self.flush();
+            self.sync_connected(&reactor, &mut inbound);
         }
         let now = Instant::now();
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
@@ -419,6 +434,89 @@ impl Engine {
         self.conns.remove(&id);
         self.by_name.remove(name);
         self.last_route = None;
+        self.resync = true;
+    }
+
+    /// After outbound SAs came, went or moved: a socket connected to each peer ESP goes to
+    /// (at most [`MAX_CONNECTED`] per local address), the sockets of peers gone closed (what
+    /// they hold read first), and every outbound SA pointed at its peer's socket, or the
+    /// shared one. Connected sockets only speed packets up; nothing depends on them: what
+    /// arrives elsewhere is read from the shared socket, and a send to an address the socket
+    /// is not connected to names the address.
+    fn sync_connected(&mut self, reactor: &Reactor, inbound: &mut datapath::Inbound) {
+        if !std::mem::take(&mut self.resync) {
+            return;
+        }
+        let wanted: HashSet<(SocketAddr, SocketAddr)> = self
+            .conns
+            .values()
+            .flat_map(|c| [&c.out, &c.pending_out])
+            .flatten()
+            .map(|o| (o.local, o.remote))
+            .collect();
+        let gone: Vec<_> = self
+            .connected
+            .keys()
+            .filter(|k| !wanted.contains(k))
+            .copied()
+            .collect();
+        for key in gone {
+            let Some(s) = self
+                .connected
+                .remove(&key)
+                .and_then(|i| self.sockets.get_mut(i))
+                .and_then(Option::take)
+            else {
+                continue;
+            };
+            reactor.remove_socket(&s.sock);
+            self.handle_udp(&s, inbound);
+        }
+        let mut per_address: HashMap<SocketAddr, usize> = HashMap::new();
+        for (local, _) in self.connected.keys() {
+            *per_address.entry(*local).or_default() += 1;
+        }
+        for (local, remote) in wanted {
+            let n = per_address.entry(local).or_default();
+            if *n >= MAX_CONNECTED || self.connected.contains_key(&(local, remote)) {
+                continue;
+            }
+            let received = self
+                .socket_of
+                .get(&local)
+                .and_then(|&i| self.sockets.get(i))
+                .and_then(Option::as_deref)
+                .and_then(|s| s.received.clone());
+            let i = self
+                .sockets
+                .iter()
+                .position(Option::is_none)
+                .unwrap_or(self.sockets.len());
+            let opened = outer::connect(local, remote)
+                .and_then(|sock| datapath::Socket::new(local, sock, Some(remote), received))
+                .and_then(|s| reactor.add_socket(i, &s.sock).map(|()| s));
+            match opened {
+                Ok(s) => {
+                    if i == self.sockets.len() {
+                        self.sockets.push(None);
+                    }
+                    self.sockets[i] = Some(Arc::new(s));
+                    self.connected.insert((local, remote), i);
+                    *n += 1;
+                }
+                // The shared socket serves the peer as well, a little slower.
+                Err(e) => tracing::debug!(%local, %remote, "connecting a socket to the peer: {e}"),
+            }
+        }
+        for c in self.conns.values_mut() {
+            for o in [&mut c.out, &mut c.pending_out].into_iter().flatten() {
+                o.socket = self
+                    .connected
+                    .get(&(o.local, o.remote))
+                    .or_else(|| self.socket_of.get(&o.local))
+                    .copied();
+            }
+        }
     }
 
     /// The forwarding table from `[[route]]`s and the route-based connections' inside /30s;
@@ -631,12 +729,7 @@ impl Engine {
     /// `drain`, else once. With offloads one read is a whole TSO super-packet, split into
     /// MTU-sized segments; each is looked up, sealed in place and queued into a UDP GSO send
     /// per destination.
-    fn handle_inner(
-        &mut self,
-        sockets: &[datapath::Socket],
-        out: &mut datapath::Outbound,
-        drain: bool,
-    ) {
+    fn handle_inner(&mut self, out: &mut datapath::Outbound, drain: bool) {
         let reads = if drain { READS_PER_WAKE } else { 1 };
         for _ in 0..reads {
             let n = match out.read(&self.tun) {
@@ -693,10 +786,10 @@ impl Engine {
                     self.rearm = true;
                 }
                 if let Some(socket) = socket {
-                    out.push(sockets, socket, i, sealed.packet, remote);
+                    out.push(&self.sockets, socket, i, sealed.packet, remote);
                 }
             }
-            out.send(sockets);
+            out.send(&self.sockets);
         }
     }
 
@@ -721,9 +814,11 @@ impl Engine {
         let remote = out.remote;
         if let (Some(pkt), Some(s)) = (
             buf.get(sealed.packet),
-            out.socket.and_then(|i| self.sockets.get(i)),
+            out.socket
+                .and_then(|i| self.sockets.get(i))
+                .and_then(Option::as_deref),
         ) {
-            if let Err(e) = outer::send(&s.sock, |s| s.send_to(pkt, remote)) {
+            if let Err(e) = s.send(pkt, remote) {
                 tracing::debug!(%remote, "sending a health probe: {e}");
             }
         }
@@ -860,6 +955,7 @@ impl Engine {
                 .socket_of
                 .get(&t.local)
                 .and_then(|&i| self.sockets.get(i))
+                .and_then(Option::as_deref)
             else {
                 tracing::debug!(local = %t.local, "IKE message from an address without a socket");
                 continue;
@@ -936,6 +1032,7 @@ impl Engine {
                 let name = self.name(conn);
                 let inbound = self.sad.remove(Spi(spi_in));
                 self.probed_children.remove(&spi_in);
+                self.resync = true;
                 let last = if let Some(c) = self.conns.get_mut(&conn) {
                     if let Some(sa) = inbound {
                         c.retired.bytes_in += sa.bytes();
@@ -974,6 +1071,7 @@ impl Engine {
                         o.remote = SocketAddr::new(remote.ip(), remote.port());
                     }
                 }
+                self.resync = true;
             }
         }
     }
@@ -1040,6 +1138,7 @@ impl Engine {
         }
         self.set_kernel_routes(conn, true);
         self.children_installed += 1;
+        self.resync = true;
         Ok(())
     }
 

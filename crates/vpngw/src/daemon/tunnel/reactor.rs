@@ -239,4 +239,16 @@ impl Reactor {
     pub(super) fn remove_tun(&self, tun: impl AsFd) {
         let _ = self.epoll.delete(tun);
     }
+
+    /// Watches a socket opened since the start, as [`Ready::Socket`]`(i)`.
+    pub(super) fn add_socket(&self, i: usize, sock: impl AsFd) -> io::Result<()> {
+        self.epoll
+            .add(sock, EpollEvent::new(EpollFlags::EPOLLIN, i as u64))
+            .map_err(io::Error::from)
+    }
+
+    /// Stops watching a socket about to close.
+    pub(super) fn remove_socket(&self, sock: impl AsFd) {
+        let _ = self.epoll.delete(sock);
+    }
 }
