@@ -36,5 +36,5 @@ cargo test -p vpngw --test strongswan --locked -- --ignored
 echo "== BGP interop with real BIRD 2, GoBGP and FRR in network namespaces (root)"
 cargo test -p bgp --test bird --test gobgp --test frr --locked -- --ignored
 
-echo "== fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:=20} s from its seed corpus (nightly)"
+echo "== fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:=20} s from its seed corpus (nightly, else the default toolchain with RUSTC_BOOTSTRAP=1)"
 FUZZ_SECONDS=$FUZZ_SECONDS bash fuzz/smoke.sh
