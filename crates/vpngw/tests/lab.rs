@@ -134,6 +134,24 @@ impl Drop for Down<'_> {
     }
 }
 
+/// A scratch directory of the test's own, removed when the test ends, passed or failed.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("vpngw-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 #[ignore = "needs root and iproute2; run by scripts/test.sh"]
 fn up_reaches_ecs_and_down_leaves_nothing() {
@@ -295,9 +313,8 @@ fn publication_reaches_the_vpc_kernel_and_survives_a_controller_restart() {
 fn forbidden_method_is_refused_and_creates_nothing() {
     let lab = "vt-forbid";
     let _down = Down(lab);
-    let dir = std::env::temp_dir().join("vpngw-test-forbidden");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("fabric.toml");
+    let scratch = Scratch::new("forbidden");
+    let file = scratch.0.join("fabric.toml");
     let cfg = ok(lab, &["config"]);
     assert!(
         cfg.contains("\nmethod = 1\n"),
@@ -389,9 +406,8 @@ fn a_daemon_publishes_into_the_vpc_and_the_withdrawal_survives_a_restart() {
     let _down = Down(lab);
     let _ = vpngw(lab, &["down"]);
     ok(lab, &["up", "--onprem", "none"]);
-    let dir = std::env::temp_dir().join("vpngw-test-pubd");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = Scratch::new("pubd");
+    let dir = &scratch.0;
     let psk = dir.join("psk");
     std::fs::write(&psk, "lab-psk").unwrap();
     std::fs::set_permissions(&psk, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -505,7 +521,6 @@ publish = true
     assert!(vpc_route().contains("via 172.16.1.2"));
     daemon.kill().unwrap();
     daemon.wait().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs `vpngw lab demo --json ARGS` on `lab` and returns its reports.
