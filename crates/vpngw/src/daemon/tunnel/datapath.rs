@@ -68,6 +68,11 @@ pub(super) struct Socket {
 /// once closed until its slot is reused.
 pub(super) type Sockets = [Option<std::sync::Arc<Socket>>];
 
+/// Socket `i` of `sockets`, unless that slot is closed.
+pub(super) fn socket(sockets: &Sockets, i: usize) -> Option<&Socket> {
+    sockets.get(i).and_then(Option::as_deref)
+}
+
 impl Socket {
     /// Sets `sock` up as quinn-udp does (UDP GRO, `IP_PMTUDISC_PROBE`), without the
     /// per-datagram control messages vpngw does not read ([`quiet_receives`]).
@@ -299,10 +304,7 @@ impl Outbound {
         remote: SocketAddr,
     ) {
         let len = range.len();
-        let max = sockets
-            .get(socket)
-            .and_then(Option::as_deref)
-            .map_or(1, |s| s.state.max_gso_segments());
+        let max = self::socket(sockets, socket).map_or(1, |s| s.state.max_gso_segments());
         if !self.fits(socket, remote, len, max) {
             self.send(sockets);
         }
@@ -317,7 +319,7 @@ impl Outbound {
         if self.lone {
             // The read's only packet: nothing can join it, so it leaves from where it was
             // sealed, without the copy into the GSO buffer or quinn-udp's control messages.
-            if let Some(s) = sockets.get(socket).and_then(Option::as_deref) {
+            if let Some(s) = self::socket(sockets, socket) {
                 if let Err(e) = s.send(pkt, remote) {
                     tracing::debug!(%remote, "sending ESP: {e}");
                 }
@@ -340,7 +342,7 @@ impl Outbound {
         if self.count == 0 {
             return;
         }
-        let Some(s) = sockets.get(self.socket).and_then(Option::as_deref) else {
+        let Some(s) = socket(sockets, self.socket) else {
             self.clear();
             return;
         };

@@ -282,11 +282,12 @@ impl Engine {
     /// The epoll set [`Engine::run`] waits in: made before the engine's thread starts, so
     /// that a failure stops the daemon at start.
     pub(crate) fn reactor(&self, inbox: &Inbox) -> std::io::Result<Reactor> {
-        Reactor::new(
-            &self.tun,
-            self.sockets.iter().flatten().map(|s| &s.sock),
-            inbox,
-        )
+        let sockets = self
+            .sockets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, &s.as_ref()?.sock)));
+        Reactor::new(&self.tun, sockets, inbox)
     }
 
     /// Runs until [`EngineCommand::Stop`] (or until it finds, on a wake-up for commands, that
@@ -481,12 +482,7 @@ impl Engine {
             if *n >= MAX_CONNECTED || self.connected.contains_key(&(local, remote)) {
                 continue;
             }
-            let received = self
-                .socket_of
-                .get(&local)
-                .and_then(|&i| self.sockets.get(i))
-                .and_then(Option::as_deref)
-                .and_then(|s| s.received.clone());
+            let received = self.shared_socket(local).and_then(|s| s.received.clone());
             let i = self
                 .sockets
                 .iter()
@@ -814,9 +810,7 @@ impl Engine {
         let remote = out.remote;
         if let (Some(pkt), Some(s)) = (
             buf.get(sealed.packet),
-            out.socket
-                .and_then(|i| self.sockets.get(i))
-                .and_then(Option::as_deref),
+            out.socket.and_then(|i| datapath::socket(&self.sockets, i)),
         ) {
             if let Err(e) = s.send(pkt, remote) {
                 tracing::debug!(%remote, "sending a health probe: {e}");
@@ -828,6 +822,11 @@ impl Engine {
             self.ike.handle_child_event(Instant::now(), spi_in, signal);
             self.rearm = true;
         }
+    }
+
+    /// The shared socket of a local address and port.
+    fn shared_socket(&self, local: SocketAddr) -> Option<&datapath::Socket> {
+        datapath::socket(&self.sockets, *self.socket_of.get(&local)?)
     }
 
     /// The connection routed to for inner destination `dst` (`[[route]]`s, route-based
@@ -951,12 +950,7 @@ impl Engine {
             self.rearm = true;
         }
         while let Some(t) = self.ike.poll_transmit() {
-            let Some(s) = self
-                .socket_of
-                .get(&t.local)
-                .and_then(|&i| self.sockets.get(i))
-                .and_then(Option::as_deref)
-            else {
+            let Some(s) = self.shared_socket(t.local) else {
                 tracing::debug!(local = %t.local, "IKE message from an address without a socket");
                 continue;
             };

@@ -141,18 +141,15 @@ pub(crate) struct Reactor {
 const EVENTS: usize = 64;
 
 impl Reactor {
-    /// An epoll set with the TUN device, `sockets` (their index is their [`Ready::Socket`]),
-    /// the inbox's doorbell and the deadline's timer.
+    /// An epoll set with the TUN device, `sockets` (each with the index it is reported by, as
+    /// [`Ready::Socket`]), the inbox's doorbell and the deadline's timer.
     pub(super) fn new<'a>(
         tun: impl AsFd,
-        sockets: impl IntoIterator<Item = &'a std::net::UdpSocket>,
+        sockets: impl IntoIterator<Item = (usize, &'a std::net::UdpSocket)>,
         inbox: &Inbox,
     ) -> io::Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         epoll.add(tun, EpollEvent::new(EpollFlags::EPOLLIN, TUN))?;
-        for (i, s) in sockets.into_iter().enumerate() {
-            epoll.add(s, EpollEvent::new(EpollFlags::EPOLLIN, i as u64))?;
-        }
         epoll.add(
             inbox.bell.as_fd(),
             EpollEvent::new(EpollFlags::EPOLLIN, COMMANDS),
@@ -163,12 +160,16 @@ impl Reactor {
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )?;
         epoll.add(&timer, EpollEvent::new(EpollFlags::EPOLLIN, TIMER))?;
-        Ok(Self {
+        let reactor = Self {
             epoll,
             events: vec![EpollEvent::empty(); EVENTS],
             timer,
             armed: None,
-        })
+        };
+        for (i, s) in sockets {
+            reactor.add_socket(i, s)?;
+        }
+        Ok(reactor)
     }
 
     /// Sleeps until a source is readable or `until` passes, then says which sources are
@@ -240,7 +241,7 @@ impl Reactor {
         let _ = self.epoll.delete(tun);
     }
 
-    /// Watches a socket opened since the start, as [`Ready::Socket`]`(i)`.
+    /// Watches a socket, as [`Ready::Socket`]`(i)`.
     pub(super) fn add_socket(&self, i: usize, sock: impl AsFd) -> io::Result<()> {
         self.epoll
             .add(sock, EpollEvent::new(EpollFlags::EPOLLIN, i as u64))
