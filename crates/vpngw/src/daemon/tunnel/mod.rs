@@ -19,7 +19,9 @@
 //! eventfd) and sees it through [`EngineEvent`]s and a shared status snapshot. The arrows
 //! carry batches (`datapath`): TSO super-packets from the TUN device, UDP GSO sends, recvmmsg
 //! of UDP GRO batches, GRO-coalesced TUN writes; a busy source is drained (a bounded batch
-//! per pass), a lone packet costs one read.
+//! per pass), a lone packet costs one read. "UDP 4500" is the address's shared socket or,
+//! beside it, one connected to the peer (`Engine::sync_connected`, at most 64 per address),
+//! which spares the kernel a route lookup each way.
 //! Beside the engine, `mtu` checks at start and reload that a full TUN-MTU packet still fits
 //! the kernel's path to each peer once encrypted (the outer packets carry DF).
 
