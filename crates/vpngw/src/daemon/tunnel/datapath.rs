@@ -21,6 +21,7 @@ use std::{
     io::{self, IoSliceMut},
     net::{SocketAddr, UdpSocket},
     ops::Range,
+    os::fd::AsRawFd,
 };
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
@@ -380,6 +381,8 @@ pub(super) struct Inbound {
     vnet: bool,
     /// The last receive brought a single datagram.
     lone: bool,
+    /// Room for the one control message a single receive asks for: UDP GRO's segment size.
+    cmsg: Vec<u8>,
 }
 
 impl Inbound {
@@ -393,15 +396,65 @@ impl Inbound {
             gro: GROTable::default(),
             vnet,
             lone: false,
+            cmsg: nix::cmsg_space!(i32),
         }
     }
 
-    /// One recvmmsg on `s`: the number of buffers filled, or `WouldBlock`.
-    pub(super) fn recv(&mut self, s: &Socket) -> io::Result<usize> {
-        let mut bufs = self.rx.each_mut().map(|b| IoSliceMut::new(b));
-        let n = s.state.recv((&s.sock).into(), &mut bufs, &mut self.meta)?;
+    /// One receive on `s`: a recvmmsg into every buffer if `batch`, else a recvmsg into the
+    /// first. The number of buffers filled, or `WouldBlock`.
+    pub(super) fn recv(&mut self, s: &Socket, batch: bool) -> io::Result<usize> {
+        let n = if batch {
+            let mut bufs = self.rx.each_mut().map(|b| IoSliceMut::new(b));
+            s.state.recv((&s.sock).into(), &mut bufs, &mut self.meta)?
+        } else {
+            self.recv_one(s)?
+        };
         self.lone = n == 1 && self.meta[0].len <= self.meta[0].stride;
         Ok(n)
+    }
+
+    /// Whether the last receive brought a single datagram.
+    pub(super) fn lone(&self) -> bool {
+        self.lone
+    }
+
+    /// A recvmsg into the first buffer: what quinn-udp's recvmmsg does for one buffer, without
+    /// setting up (and zeroing) its batch of 32 message headers on every call.
+    fn recv_one(&mut self, s: &Socket) -> io::Result<usize> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+        let mut iov = [IoSliceMut::new(&mut self.rx[0])];
+        let msg = recvmsg::<SockaddrStorage>(
+            s.sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut self.cmsg),
+            MsgFlags::empty(),
+        )?;
+        // A 64 KB buffer holds any UDP datagram and any GRO batch; a kernel that truncated
+        // one anyway gets it dropped rather than opened short.
+        if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+            return Err(io::Error::other("datagram truncated"));
+        }
+        let len = msg.bytes;
+        let stride = msg
+            .cmsgs()?
+            .find_map(|c| match c {
+                ControlMessageOwned::UdpGroSegments(size) => usize::try_from(size).ok(),
+                _ => None,
+            })
+            .unwrap_or(len);
+        let addr = msg
+            .address
+            .and_then(|a| match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+                (Some(v4), _) => Some(SocketAddr::from(std::net::SocketAddrV4::from(*v4))),
+                (_, Some(v6)) => Some(SocketAddr::from(std::net::SocketAddrV6::from(*v6))),
+                _ => None,
+            })
+            .ok_or_else(|| io::Error::other("datagram without a source address"))?;
+        let m = &mut self.meta[0];
+        m.addr = addr;
+        m.len = len;
+        m.stride = stride;
+        Ok(1)
     }
 
     /// Buffer `j` of the last receive — its source, the datagram size (`stride`; the last may

@@ -300,8 +300,9 @@ impl Engine {
         let mut ready = Vec::new();
         let mut deadline = self.deadline();
         let mut next_snapshot = Instant::now() + SNAPSHOT_INTERVAL;
-        // Whether the TUN device was readable on the last pass too.
-        let mut tun_busy = false;
+        // What was readable on the last pass: a source readable again is busy (traffic is
+        // flowing) and is drained; one that was not gets a single read (see below).
+        let mut last_ready = Vec::new();
         self.flush();
         'run: loop {
             // The deadline moves only when `rearm` says an input may have moved it: computing
@@ -312,21 +313,22 @@ impl Engine {
             reactor.wait(deadline.min(next_snapshot), &inbox, &mut ready);
             // Each source gives at most a bounded batch per pass (`READS_PER_WAKE`), so no
             // direction starves the other (TCP's ACKs), nor the commands and timers below.
-            let tun_ready = ready.contains(&Ready::Tun);
             for &source in &ready {
+                // A source is drained only when it was readable on the last pass too (traffic
+                // is flowing); otherwise it gets one read, for one packet, and the
+                // level-triggered epoll set says if more came. A lone packet (an idle ping, a
+                // keepalive) then costs neither a read that finds nothing nor the set-up of a
+                // batch it does not fill.
+                let busy = last_ready.contains(&source);
                 match source {
-                    // The TUN device cannot say how much it holds. Drained only when it was
-                    // readable on the last pass too (traffic is flowing); otherwise one read,
-                    // and the level-triggered epoll set says if more came: a lone packet (an
-                    // idle ping, a keepalive) then costs no read that finds nothing.
-                    Ready::Tun => self.handle_inner(&mut outbound, tun_busy),
+                    Ready::Tun => self.handle_inner(&mut outbound, busy),
                     Ready::TunFailed => {
                         tracing::error!(tun = %self.tun_name, "the TUN device failed (deleted?); no more inside traffic");
                         reactor.remove_tun(&self.tun);
                     }
                     Ready::Socket(i) => {
                         if let Some(s) = self.sockets.get(i).cloned().flatten() {
-                            self.handle_udp(&s, &mut inbound);
+                            self.handle_udp(&s, &mut inbound, busy);
                         }
                     }
                     Ready::Commands => loop {
@@ -338,7 +340,7 @@ impl Engine {
                     },
                 }
             }
-            tun_busy = tun_ready;
+            std::mem::swap(&mut last_ready, &mut ready);
             let now = Instant::now();
             if now >= deadline {
                 self.ike.handle_timeout(now);
@@ -471,7 +473,7 @@ impl Engine {
                 continue;
             };
             reactor.remove_socket(&s.sock);
-            self.handle_udp(&s, inbound);
+            self.handle_udp(&s, inbound, true);
         }
         let mut per_address: HashMap<SocketAddr, usize> = HashMap::new();
         for (local, _) in self.connected.keys() {
@@ -634,15 +636,20 @@ impl Engine {
         tracing::info!(conn = %name, learned = prefixes.len(), "BGP routes into the connection");
     }
 
-    /// Reads `s` until it has nothing more (or [`READS_PER_WAKE`] receives): each receive
-    /// brings up to a few hundred datagrams (recvmmsg of UDP-GRO batches); ESP is opened in
-    /// place and the inner packets go to the TUN device in GRO-coalesced writes. A receive
-    /// that fills fewer buffers than it offered found the socket empty: no further receive is
-    /// tried (it would find nothing; the epoll set reports what comes later).
-    fn handle_udp(&mut self, s: &datapath::Socket, inbound: &mut datapath::Inbound) {
-        let now = Instant::now();
+    /// Reads `s`: when `busy`, until it has nothing more (or [`READS_PER_WAKE`] receives), each
+    /// receive bringing up to a few hundred datagrams (recvmmsg of UDP-GRO batches); else one
+    /// receive of one buffer, which a lone datagram fills without a batch's set-up, and which
+    /// goes on into batches if it brought a GRO batch instead. ESP is opened in place and the
+    /// inner packets go to the TUN device in GRO-coalesced writes. A receive that fills fewer
+    /// buffers than it offered found the socket empty: no further receive is tried (it would
+    /// find nothing; the epoll set reports what comes later).
+    fn handle_udp(&mut self, s: &datapath::Socket, inbound: &mut datapath::Inbound, busy: bool) {
+        // Read when first needed, after the packet that woke the engine is on its way.
+        let mut now = None;
+        let mut batch = busy;
         for _ in 0..READS_PER_WAKE {
-            let n = match inbound.recv(s) {
+            let offered = if batch { datapath::RX_BUFS } else { 1 };
+            let n = match inbound.recv(s, batch) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -661,30 +668,32 @@ impl Engine {
                     if tx.full() {
                         tx.write(&self.tun);
                     }
-                    self.handle_datagram(now, s.local, remote, data, &mut tx);
+                    self.handle_datagram(&mut now, s.local, remote, data, &mut tx);
                 }
             }
             // Written per receive, not per wake-up: a lone packet (a ping, a TCP ACK) must not
             // wait for the next receive; a bulk batch is already up to a few hundred packets,
             // GRO-coalesced into a few writes.
             inbound.write(&self.tun);
-            if n < datapath::RX_BUFS {
+            if n < offered || inbound.lone() {
                 break;
             }
+            batch = true;
         }
     }
 
     /// One datagram from `remote` to `local`: IKE to the endpoint, ESP opened in place and
-    /// queued for the TUN device.
+    /// queued for the TUN device. `now` is the time of the receive, read on first use.
     fn handle_datagram(
         &mut self,
-        now: Instant,
+        now: &mut Option<Instant>,
         local: SocketAddr,
         remote: SocketAddr,
         data: &mut [u8],
         tx: &mut datapath::Tx<'_>,
     ) {
         if local.port() == IKE_PORT {
+            let now = *now.get_or_insert_with(Instant::now);
             self.ike.handle_datagram(now, local, remote, data);
             self.rearm = true;
             return;
@@ -692,11 +701,20 @@ impl Engine {
         match self.sad.handle_datagram(data) {
             Ok(Received::Ike { range }) => {
                 if let Some(msg) = data.get(range) {
+                    let now = *now.get_or_insert_with(Instant::now);
                     self.ike.handle_datagram(now, local, remote, msg);
                     self.rearm = true;
                 }
             }
             Ok(Received::Ipv4 { spi, range, .. } | Received::Ipv6 { spi, range, .. }) => {
+                let probe = data
+                    .get(range.clone())
+                    .is_some_and(|p| self.health_reply(spi, p));
+                if !probe {
+                    tx.deliver(&self.tun, data, range);
+                }
+                // After the packet is on its way: a lone one does not wait for the clock.
+                let now = *now.get_or_insert_with(Instant::now);
                 let stale = self
                     .heard
                     .is_none_or(|(s, t)| s != spi || now.duration_since(t) >= HEARD_EVERY);
@@ -707,13 +725,6 @@ impl Engine {
                     self.ike
                         .handle_child_event(now, spi.0, ChildSaSignal::InboundTraffic);
                 }
-                if data
-                    .get(range.clone())
-                    .is_some_and(|p| self.health_reply(spi, p))
-                {
-                    return;
-                }
-                tx.deliver(&self.tun, data, range);
             }
             Ok(Received::Dummy { .. } | Received::NatKeepalive) => {}
             // Counted per reason by SadIn; a forged or stray packet is no event.
