@@ -22,10 +22,14 @@
 # others, is what can be compared with boringtun's.
 #
 # RTT_PAIRED=N adds N pings per tunnel with boringtun, vpngw (and VPNGW_BASE) up AT ONCE, each
-# on its own inner subnets (and the base build on its own outer addresses), pinged side by
-# side 20 ms apart: every tunnel is idle between its pings, and all of them see the same
-# machine at the same moments, which the rounds (minutes apart) cannot give. Prints each
-# tunnel's median and its ratio to boringtun's, over all pings and per block of 100. With
+# on its own inner subnets (and the base build on its own outer addresses). bench/rtt_probe.py
+# pings each tunnel every 20 ms, the tunnels evenly spread over those 20 ms in an order that
+# rotates, one probe in flight at a time, and takes the RTT from the kernel's timestamps of the
+# request leaving and the reply reaching the client's interface: every tunnel is idle between
+# its pings, all of them see the same machine at the same moments, which the rounds (minutes
+# apart) cannot give, and no tunnel's packets ever queue behind another's, which concurrent
+# `ping`s drifting against each other made them do. Prints each tunnel's median and its ratio
+# to boringtun's, over all pings and per block of 100. With
 # RTT_HOPS=1, tcpdump in both gateways during those pings splits each round trip into the time
 # every packet spent in each gateway, per direction and tunnel (the capture adds a few us per
 # hop to every tunnel alike).
@@ -462,7 +466,7 @@ run_paired() {
     if vpngw_up "$VPNGW_BASE" aes128gcm16 "$W/vpngw-base" 2; then pids+=("$UP1" "$UP2")
     else note "vpngw base did not come up: no side-by-side pings"; pids+=("$UP1" "$UP2"); cols=(); fi
   fi
-  local pings=() taps=()
+  local targets=() taps=()
   if [ "$RTT_HOPS" = 1 ]; then
     for g in gw1 gw2; do
       ip netns exec "$NSP-$g" tcpdump -i any -n -tt --time-stamp-precision=nano 'icmp or udp' >"$W/hops-$g.txt" 2>/dev/null &
@@ -470,14 +474,10 @@ run_paired() {
     done
     sleep 1
   fi
-  for i in "${!cols[@]}"; do
-    c=${cols[$i]} s=$((i + 1))
-    ip netns exec "$NSP-client" ping -c "$RTT_PAIRED" -i 0.02 -I "192.168.${s}0.10" "10.0.$s.10" \
-      | sed -n 's/.*icmp_seq=\([0-9]*\).*time=\([0-9.]*\) ms/\1 \2/p' >"$PAIRED.${c// /_}" &
-    pings+=($!)
-    sleep 0.007
-  done
-  for p in "${pings[@]}"; do wait "$p" || true; done
+  for i in "${!cols[@]}"; do s=$((i + 1)); targets+=("192.168.${s}0.10:10.0.$s.10"); done
+  ip netns exec "$NSP-client" python3 bench/rtt_probe.py "$RTT_PAIRED" 20 "$PAIRED" "${targets[@]}" \
+    || note "the side-by-side prober failed"
+  for i in "${!cols[@]}"; do c=${cols[$i]}; [ -f "$PAIRED.$i" ] && mv "$PAIRED.$i" "$PAIRED.${c// /_}"; done
   if [ ${#taps[@]} -gt 0 ]; then sleep 0.5; kill "${taps[@]}" 2>/dev/null || true; wait "${taps[@]}" 2>/dev/null || true; fi
   for p in "${pids[@]}"; do stop_pid "$p"; done
   UP1="" UP2=""; rm -f "${WGSOCKS[@]}"
@@ -578,7 +578,7 @@ for f in sorted(glob.glob(sys.argv[1] + ".*")):
 order = ["boringtun"] + [c for c in cols if c != "boringtun"]
 bt = cols["boringtun"]
 print()
-print(f"idle RTT side by side, ms ({sys.argv[2]} pings per tunnel 20 ms apart, all tunnels up at once)")
+print(f"idle RTT side by side, ms ({sys.argv[2]} pings per tunnel 20 ms apart, all tunnels up at once, one ping in flight at a time)")
 print(f"{'tunnel':<12} {'answered':>9} {'median':>8} {'p10':>7} {'p90':>7} {'/ boringtun':>12}   per 100 pings: ratio of medians, min-median-max")
 for c in order:
     v = sorted(cols[c].values())
