@@ -20,7 +20,6 @@ interface receives it. Neither includes this script's own latency, and both are 
 same way for every tunnel. Run inside the client's namespace, as root (raw socket).
 """
 import os
-import select
 import socket
 import struct
 import sys
@@ -29,6 +28,7 @@ import time
 SO_TIMESTAMPING = 37  # also the control message's type, SCM_TIMESTAMPING
 TX_SOFTWARE, RX_SOFTWARE, SOFTWARE, OPT_TSONLY = 1 << 1, 1 << 3, 1 << 4, 1 << 11
 MSG_ERRQUEUE = 0x2000
+SOL_RAW, ICMP_FILTER = 255, 1  # raw ICMP sockets' mask of the types to drop
 
 
 def checksum(b):
@@ -54,37 +54,37 @@ def transmitted(sock):
     tx = None
     while True:
         try:
-            _, anc, _, _ = sock.recvmsg(64, 1024, MSG_ERRQUEUE)
+            _, anc, _, _ = sock.recvmsg(64, 1024, MSG_ERRQUEUE | socket.MSG_DONTWAIT)
         except BlockingIOError:
             return tx
         tx = stamp(anc) or tx
 
 
-def probe(sock, dst, ident, seq, wait):
+def probe(tx_sock, rx_sock, dst, ident, seq, wait):
     """Sends one echo request; the RTT in seconds, or None without a reply within `wait`."""
     body = struct.pack("!d", time.time()) + bytes(48)
     hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
     pkt = struct.pack("!BBHHH", 8, 0, checksum(hdr + body), ident, seq) + body
-    sock.sendto(pkt, (dst, 0))
     deadline = time.monotonic() + wait
-    rx = tx = None
+    tx_sock.sendto(pkt, (dst, 0))
+    rx = None
     while rx is None:
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([sock], [], [], left)[0]:
+        if left <= 0:
             return None
-        tx = transmitted(sock) or tx
+        rx_sock.settimeout(left)
         try:
-            data, anc, _, (src, _) = sock.recvmsg(2048, 1024)
-        except BlockingIOError:
-            # Woken by the transmit timestamp alone.
-            continue
+            data, anc, _, (src, _) = rx_sock.recvmsg(2048, 1024)
+        except TimeoutError:
+            return None
         ihl = (data[0] & 0x0F) * 4
         icmp = data[ihl:ihl + 8]
         if src == dst and len(icmp) == 8:
             kind, _, _, rid, rseq = struct.unpack("!BBHHH", icmp)
             if kind == 0 and rid == ident and rseq == seq:
                 rx = stamp(anc)
-    tx = transmitted(sock) or tx
+    # Taken when the request left, long before its reply came.
+    tx = transmitted(tx_sock)
     if rx is None or tx is None:
         return None
     return rx - tx
@@ -95,13 +95,19 @@ def main():
     tunnels = [a.split(":") for a in sys.argv[4:]]
     k = len(tunnels)
     socks = []
-    for i, (src, _) in enumerate(tunnels):
-        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-        s.bind((src, 0))
-        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING,
-                     TX_SOFTWARE | RX_SOFTWARE | SOFTWARE | OPT_TSONLY)
-        s.setblocking(False)
-        socks.append(s)
+    for src, _ in tunnels:
+        # A socket to send from and one to wait on: the prober blocks on the reply right after
+        # sending, rather than wake for the request's transmit timestamp first and still be
+        # running when the first gateway wants the CPU.
+        tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        tx.bind((src, 0))
+        tx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, TX_SOFTWARE | SOFTWARE | OPT_TSONLY)
+        # Every ICMP type filtered out: the replies go to the other socket only.
+        tx.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", 0xFFFFFFFF))
+        rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        rx.bind((src, 0))
+        rx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, RX_SOFTWARE | SOFTWARE)
+        socks.append((tx, rx))
     files = [open(f"{out}.{i}", "w") for i in range(k)]
     ident = os.getpid() & 0xFFFF
     start = time.monotonic() + 0.1
@@ -110,7 +116,7 @@ def main():
             i = (n + j) % k
             at = start + n * period + j * period / k
             time.sleep(max(0.0, at - time.monotonic()))
-            rtt = probe(socks[i], tunnels[i][1], (ident + i) & 0xFFFF, (n + 1) & 0xFFFF,
+            rtt = probe(*socks[i], tunnels[i][1], (ident + i) & 0xFFFF, (n + 1) & 0xFFFF,
                         0.8 * period / k)
             if rtt is not None:
                 files[i].write(f"{n + 1} {rtt * 1000:.4f}\n")

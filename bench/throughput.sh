@@ -32,7 +32,9 @@
 # to boringtun's, over all pings and per block of 100. With
 # RTT_HOPS=1, tcpdump in both gateways during those pings splits each round trip into the time
 # every packet spent in each gateway, per direction and tunnel (the capture adds a few us per
-# hop to every tunnel alike).
+# hop to every tunnel alike). With RTT_TRACE=1, `perf record` of the scheduler and syscall
+# tracepoints during a few seconds of them splits each hop further (bench/rtt_trace.py): the
+# wake-up (the machine's), then the read, the lookup and seal, the send (the gateway's).
 #
 # Usage:  bash bench/throughput.sh                # ~5 min after the release build
 #         QUICK=1 bash bench/throughput.sh        # DUR=3 RUNS=1
@@ -45,6 +47,7 @@
 # Env:    DUR=10 RUNS=2 IMPLS="plain strongswan boringtun vpngw" (IMPLS=none or "": no rows)
 #         RTT_ROUNDS=0 RTT_PINGS=200 (pings per implementation per round, 20 ms apart)
 #         RTT_PAIRED=0 (pings per tunnel, all tunnels up at once)  RTT_HOPS=0 (1: per-hop times)
+#         RTT_TRACE=0 (1: each hop's steps, from a perf trace)
 #         VPNGW_BASE=path (a third column in the rounds and the side-by-side pings, "vpngw base")
 #         NSP=vpb (prefix of the namespaces, of the WireGuard interfaces and so of their
 #         global sockets /var/run/wireguard/wg${NSP}{1,2}.sock; at most 12 characters)
@@ -52,7 +55,7 @@
 #         `cargo install boringtun-cli --root $CACHE/boringtun`, skipped with a note if that fails)
 #         CACHE=/work/.cache-perf  KEEP_LOGS=1 (keep $W)
 #         PROFILE=DIR (perf record of both gateways during one extra P1 run per tunnel)
-# Needs:  root, iproute2, jq, python3; installs iperf3 (wireguard-tools for boringtun, tcpdump for RTT_HOPS) with
+# Needs:  root, iproute2, jq, python3; installs iperf3 (wireguard-tools for boringtun, tcpdump for RTT_HOPS, linux-perf for RTT_TRACE) with
 #         apt-get if missing; strongSwan rows need strongswan-charon strongswan-swanctl
 #         libstrongswan-standard-plugins libstrongswan-extra-plugins (skipped with a note if absent).
 # Namespaces are $NSP-*; the ones this run created, and every process in them, are removed on
@@ -65,8 +68,8 @@ DUR=${DUR:-10}; RUNS=${RUNS:-2}
 # `-` rather than `:-`: IMPLS="" (like IMPLS=none) means no iperf rows, e.g. only RTT rounds
 IMPLS=${IMPLS-"plain strongswan boringtun vpngw"}
 [ "$IMPLS" = none ] && IMPLS=""
-RTT_ROUNDS=${RTT_ROUNDS:-0}; RTT_PINGS=${RTT_PINGS:-200}; RTT_PAIRED=${RTT_PAIRED:-0}; RTT_HOPS=${RTT_HOPS:-0}
-[[ "$RTT_ROUNDS$RTT_PINGS$RTT_PAIRED" =~ ^[0-9]+$ && "$RTT_HOPS" =~ ^[01]$ ]] || { echo "RTT_ROUNDS, RTT_PINGS and RTT_PAIRED are numbers, RTT_HOPS 0 or 1" >&2; exit 2; }
+RTT_ROUNDS=${RTT_ROUNDS:-0}; RTT_PINGS=${RTT_PINGS:-200}; RTT_PAIRED=${RTT_PAIRED:-0}; RTT_HOPS=${RTT_HOPS:-0}; RTT_TRACE=${RTT_TRACE:-0}
+[[ "$RTT_ROUNDS$RTT_PINGS$RTT_PAIRED" =~ ^[0-9]+$ && "$RTT_HOPS$RTT_TRACE" =~ ^[01][01]$ ]] || { echo "RTT_ROUNDS, RTT_PINGS and RTT_PAIRED are numbers, RTT_HOPS and RTT_TRACE 0 or 1" >&2; exit 2; }
 VPNGW_BASE=${VPNGW_BASE:-}
 CACHE=${CACHE:-/work/.cache-perf}
 NSP=${NSP:-vpb}
@@ -105,6 +108,9 @@ command -v iperf3 >/dev/null || { note "installing iperf3"; DEBIAN_FRONTEND=noni
 command -v jq >/dev/null || { note "installing jq"; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends jq >/dev/null; }
 if [ "$RTT_HOPS" = 1 ] && ! command -v tcpdump >/dev/null; then
   note "installing tcpdump (RTT_HOPS)"; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tcpdump >/dev/null || RTT_HOPS=0
+fi
+if [ "$RTT_TRACE" = 1 ] && ! command -v perf >/dev/null; then
+  note "installing linux-perf (RTT_TRACE)"; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends linux-perf >/dev/null || RTT_TRACE=0
 fi
 
 # the RTT rounds and side-by-side pings need boringtun and vpngw whatever IMPLS says
@@ -466,7 +472,8 @@ run_paired() {
     if vpngw_up "$VPNGW_BASE" aes128gcm16 "$W/vpngw-base" 2; then pids+=("$UP1" "$UP2")
     else note "vpngw base did not come up: no side-by-side pings"; pids+=("$UP1" "$UP2"); cols=(); fi
   fi
-  local targets=() taps=()
+  local targets=() taps=() tracer=""
+  trace_names=()
   if [ "$RTT_HOPS" = 1 ]; then
     for g in gw1 gw2; do
       ip netns exec "$NSP-$g" tcpdump -i any -n -tt --time-stamp-precision=nano 'icmp or udp' >"$W/hops-$g.txt" 2>/dev/null &
@@ -475,8 +482,19 @@ run_paired() {
     sleep 1
   fi
   for i in "${!cols[@]}"; do s=$((i + 1)); targets+=("192.168.${s}0.10:10.0.$s.10"); done
+  if [ "$RTT_TRACE" = 1 ]; then
+    # A few seconds of the pings, from 2 s in: a trace of all CPUs grows by ~100 MB a second.
+    local names=("boringtun gw1" "boringtun gw2" "vpngw gw1" "vpngw gw2" "vpngw-base gw1" "vpngw-base gw2")
+    for i in "${!pids[@]}"; do trace_names+=("${names[$i]}=${pids[$i]}"); done
+    local secs=$(( RTT_PAIRED / 50 - 3 )); (( secs > 6 )) && secs=6; (( secs < 1 )) && secs=1
+    ( sleep 2; perf record -q -a -o "$W/trace.data" \
+        -e raw_syscalls:sys_enter,raw_syscalls:sys_exit,sched:sched_waking,sched:sched_switch,net:netif_receive_skb \
+        -- sleep "$secs" >/dev/null 2>&1 ) &
+    tracer=$!
+  fi
   ip netns exec "$NSP-client" python3 bench/rtt_probe.py "$RTT_PAIRED" 20 "$PAIRED" "${targets[@]}" \
     || note "the side-by-side prober failed"
+  if [ -n "$tracer" ]; then wait "$tracer" || true; fi
   for i in "${!cols[@]}"; do c=${cols[$i]}; [ -f "$PAIRED.$i" ] && mv "$PAIRED.$i" "$PAIRED.${c// /_}"; done
   if [ ${#taps[@]} -gt 0 ]; then sleep 0.5; kill "${taps[@]}" 2>/dev/null || true; wait "${taps[@]}" 2>/dev/null || true; fi
   for p in "${pids[@]}"; do stop_pid "$p"; done
@@ -660,4 +678,11 @@ for key in sorted({k[:2] for k in hops}):
     print(row)
 print(f"{'sum of the medians':<26}" + "".join(f"{total[n]:>10.1f}{'':12}" for n in names))
 EOF
+fi
+
+if [ "$RTT_TRACE" = 1 ] && [ -s "$W/trace.data" ]; then
+  echo
+  echo "each hop's steps in each gateway, us: medians over a few seconds of the side-by-side pings (bench/rtt_trace.py)"
+  perf script -i "$W/trace.data" --ns -F comm,pid,tid,cpu,time,event,trace 2>/dev/null \
+    | python3 bench/rtt_trace.py "${trace_names[@]}"
 fi

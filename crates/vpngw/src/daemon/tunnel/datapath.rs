@@ -304,29 +304,25 @@ impl Outbound {
         range: Range<usize>,
         remote: SocketAddr,
     ) {
-        let len = range.len();
-        let max = self::socket(sockets, socket).map_or(1, |s| s.state.max_gso_segments());
-        if !self.fits(socket, remote, len, max) {
-            self.send(sockets);
-        }
-        let buf = if self.lone {
-            (i == 0).then_some(&self.raw)
-        } else {
-            self.segments.get(i)
-        };
-        let Some(pkt) = buf.and_then(|b| b.get(range)) else {
-            return;
-        };
         if self.lone {
             // The read's only packet: nothing can join it, so it leaves from where it was
             // sealed, without the copy into the GSO buffer or quinn-udp's control messages.
-            if let Some(s) = self::socket(sockets, socket) {
+            let pkt = (i == 0).then(|| self.raw.get(range)).flatten();
+            if let (Some(pkt), Some(s)) = (pkt, self::socket(sockets, socket)) {
                 if let Err(e) = s.send(pkt, remote) {
                     tracing::debug!(%remote, "sending ESP: {e}");
                 }
             }
             return;
         }
+        let len = range.len();
+        let max = self::socket(sockets, socket).map_or(1, |s| s.state.max_gso_segments());
+        if !self.fits(socket, remote, len, max) {
+            self.send(sockets);
+        }
+        let Some(pkt) = self.segments.get(i).and_then(|b| b.get(range)) else {
+            return;
+        };
         if self.count == 0 {
             self.seg = len;
             self.socket = socket;

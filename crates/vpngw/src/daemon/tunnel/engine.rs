@@ -27,7 +27,7 @@ use super::{
     health::{self, HealthCheck, Transition},
     inner,
     kernel::KernelRoutes,
-    reactor::{Inbox, Next, Reactor, Ready},
+    reactor::{self, Inbox, Next, Reactor, Ready},
 };
 use crate::config::{self, Config, HealthPolicy, Mode, OnTunnelDown};
 
@@ -297,12 +297,14 @@ impl Engine {
         // Buffers are allocated once, here.
         let mut outbound = datapath::Outbound::new(self.mtu, self.tun.tcp_gso());
         let mut inbound = datapath::Inbound::new(self.tun.tcp_gso());
-        let mut ready = Vec::new();
+        // Both allocated here, side by side: every wake-up touches both.
+        let mut ready = Vec::with_capacity(reactor::EVENTS);
+        let mut last_ready = Vec::with_capacity(reactor::EVENTS);
         let mut deadline = self.deadline();
         let mut next_snapshot = Instant::now() + SNAPSHOT_INTERVAL;
-        // What was readable on the last pass: a source readable again is busy (traffic is
-        // flowing) and is drained; one that was not gets a single read (see below).
-        let mut last_ready = Vec::new();
+        // `last_ready` is what was readable on the last pass: a source readable again is
+        // busy (traffic is flowing) and is drained; one that was not gets a single read (see
+        // below).
         self.flush();
         'run: loop {
             // The deadline moves only when `rearm` says an input may have moved it: computing

@@ -138,7 +138,7 @@ pub(crate) struct Reactor {
 
 /// Events taken per `epoll_wait`: every source of a gateway with a few local addresses; a
 /// gateway with more gets the rest on the next call (level-triggered, nothing is lost).
-const EVENTS: usize = 64;
+pub(super) const EVENTS: usize = 64;
 
 impl Reactor {
     /// An epoll set with the TUN device, `sockets` (each with the index it is reported by, as
