@@ -118,12 +118,15 @@ def main():
         pids[pid] = name
     res = hops(episodes(sys.stdin, pids))
     tunnels = list(dict.fromkeys(n.rsplit(" ", 1)[0] for n in pids.values()))
-    print(f"{'':<40}" + "".join(f"{t:>14}" for t in tunnels))
+    print(f"{'':<48}" + "".join(f"{t:>14}" for t in tunnels))
     totals = defaultdict(float)
     for hop in HOPS.values():
         kind = "send" if "send" in hop else "recv"
         for seg in ("woken to running",) + SEGMENTS[kind] + ("= in the gateway",):
-            row = f"{hop + ', ' + seg:<40}"
+            if not any(res.get((t, hop, seg)) for t in tunnels):
+                # gw2's warm send follows its receive without a sleep: no wake-up of its own.
+                continue
+            row = f"{hop + ', ' + seg:<48}"
             for t in tunnels:
                 v = res.get((t, hop, seg))
                 if not v:
@@ -134,7 +137,7 @@ def main():
                     totals[t] += m
                 row += f"{m:>9.1f} ({len(v):>3})"[-14:].rjust(14)
             print(row)
-    print(f"{'in the gateways, the four hops':<40}" + "".join(f"{totals[t]:>14.1f}" for t in tunnels))
+    print(f"{'in the gateways, the four hops':<48}" + "".join(f"{totals[t]:>14.1f}" for t in tunnels))
 
 
 if __name__ == "__main__":

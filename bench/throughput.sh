@@ -45,6 +45,7 @@
 #         IMPLS=none RTT_PAIRED=3000 bash bench/throughput.sh   # side by side, ~1 min of pings
 #         NSP=vpr bash bench/throughput.sh   # beside another run (namespaces vpr-*)
 # Env:    DUR=10 RUNS=2 IMPLS="plain strongswan boringtun vpngw" (IMPLS=none or "": no rows)
+#         ROW_PINGS=100 (the pings of each row's idle RTT)
 #         RTT_ROUNDS=0 RTT_PINGS=200 (pings per implementation per round, 20 ms apart)
 #         RTT_PAIRED=0 (pings per tunnel, all tunnels up at once)  RTT_HOPS=0 (1: per-hop times)
 #         RTT_TRACE=0 (1: each hop's steps, from a perf trace)
@@ -68,8 +69,8 @@ DUR=${DUR:-10}; RUNS=${RUNS:-2}
 # `-` rather than `:-`: IMPLS="" (like IMPLS=none) means no iperf rows, e.g. only RTT rounds
 IMPLS=${IMPLS-"plain strongswan boringtun vpngw"}
 [ "$IMPLS" = none ] && IMPLS=""
-RTT_ROUNDS=${RTT_ROUNDS:-0}; RTT_PINGS=${RTT_PINGS:-200}; RTT_PAIRED=${RTT_PAIRED:-0}; RTT_HOPS=${RTT_HOPS:-0}; RTT_TRACE=${RTT_TRACE:-0}
-[[ "$RTT_ROUNDS$RTT_PINGS$RTT_PAIRED" =~ ^[0-9]+$ && "$RTT_HOPS$RTT_TRACE" =~ ^[01][01]$ ]] || { echo "RTT_ROUNDS, RTT_PINGS and RTT_PAIRED are numbers, RTT_HOPS and RTT_TRACE 0 or 1" >&2; exit 2; }
+ROW_PINGS=${ROW_PINGS:-100}; RTT_ROUNDS=${RTT_ROUNDS:-0}; RTT_PINGS=${RTT_PINGS:-200}; RTT_PAIRED=${RTT_PAIRED:-0}; RTT_HOPS=${RTT_HOPS:-0}; RTT_TRACE=${RTT_TRACE:-0}
+[[ "$ROW_PINGS$RTT_ROUNDS$RTT_PINGS$RTT_PAIRED" =~ ^[0-9]+$ && "$RTT_HOPS$RTT_TRACE" =~ ^[01][01]$ ]] || { echo "ROW_PINGS, RTT_ROUNDS, RTT_PINGS and RTT_PAIRED are numbers, RTT_HOPS and RTT_TRACE 0 or 1" >&2; exit 2; }
 VPNGW_BASE=${VPNGW_BASE:-}
 CACHE=${CACHE:-/work/.cache-perf}
 NSP=${NSP:-vpb}
@@ -235,7 +236,7 @@ profile() { # $1 = row name, $2 $3 = gateway pids
 measure() { # $1 = row name, $2 $3 = gateway pids
   local name=$1 rtt p1="" p4="" c1=0 c2=0 r g a b
   profile "$@"
-  rtt=$(rtt_ms)
+  rtt=$(rtt_ms "$ROW_PINGS")
   for r in $(seq "$RUNS"); do
     read -r g a b <<<"$(iperf_once "" "$2" "$3")"; p1="$p1 $g"; c1=$((c1 + a)); c2=$((c2 + b))
   done
@@ -504,7 +505,7 @@ run_paired() {
 # ---------------------------------------------------------------- main
 echo "== $(date -u +%FT%TZ) $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
 if [ -n "${IMPLS// /}" ]; then
-  echo "== iperf3 TCP ${DUR}s x ${RUNS} per row (single stream P1, 4 streams P4); idle RTT = median of 100 pings"
+  echo "== iperf3 TCP ${DUR}s x ${RUNS} per row (single stream P1, 4 streams P4); idle RTT = median of $ROW_PINGS pings"
 fi
 if [ "$RTT_ROUNDS" -gt 0 ]; then
   echo "== then $RTT_ROUNDS alternating rounds of idle RTT only: median of $RTT_PINGS pings per implementation per round"
