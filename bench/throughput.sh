@@ -460,8 +460,8 @@ run_rounds() {
 }
 
 # ---------------------------------------------------------------- side by side
-# All tunnels up at once, each in its own slot; one `ping` per tunnel, started a few ms apart
-# so that their packets do not meet, writes "icmp_seq time" lines to $PAIRED.<column>.
+# All tunnels up at once, each in its own slot; bench/rtt_probe.py pings them in turn, one
+# probe in flight at a time, and writes "seq rtt_ms" lines to $PAIRED.<column>.
 run_paired() {
   local pids=() cols=(boringtun vpngw) c i s p
   [ -n "$VPNGW_BASE" ] && cols+=("vpngw base")
