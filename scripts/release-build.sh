@@ -2,7 +2,7 @@
 # release-build.sh — the release binary, optimised with a profile of the gateway carrying
 # traffic (profile-guided optimisation, PGO). Prints the binary's path on its last line.
 #
-#   sudo bash scripts/release-build.sh      # ~13 min; root: the training runs in namespaces
+#   sudo bash scripts/release-build.sh      # ~11 min; root: the training runs in namespaces
 #   install -m 755 "$(sudo bash scripts/release-build.sh | tail -1)" /usr/local/bin/vpngw
 #
 # Why: on an idle tunnel every packet finds the engine's code and data cold, after ~20 ms in
