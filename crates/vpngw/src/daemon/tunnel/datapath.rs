@@ -15,7 +15,8 @@
 //! syscalls they batch away. A packet that comes alone (all of an idle link's traffic: a
 //! ping, a keystroke, a lone ACK) takes neither: it is sent from where it was sealed, or
 //! written to the device from where it was opened, and skips tun-rs's GRO pass, which
-//! copies every TCP packet it looks at into a fresh allocation.
+//! copies every TCP packet it looks at into a fresh allocation. A socket that was quiet is
+//! read with one `recvmsg` into one buffer, not a `recvmmsg` set up for a batch.
 
 use std::{
     io::{self, IoSliceMut},
