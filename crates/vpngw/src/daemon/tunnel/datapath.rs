@@ -41,7 +41,7 @@ const TUN_SEGMENTS: usize = 128;
 /// headers).
 const GSO_BYTES: usize = 65_000;
 /// Receive buffers per recvmmsg; each holds up to 64 GRO-coalesced datagrams.
-pub(super) const RX_BUFS: usize = 8;
+const RX_BUFS: usize = 8;
 /// Size of one receive buffer: a whole GRO batch.
 const RX_BUF: usize = 65_536;
 /// Decrypted packets gathered before one (GRO-coalescing) TUN write.
@@ -378,6 +378,8 @@ pub(super) struct Inbound {
     vnet: bool,
     /// The last receive brought a single datagram.
     lone: bool,
+    /// The last receive filled every buffer it offered.
+    full: bool,
     /// Room for the one control message a single receive asks for: UDP GRO's segment size.
     cmsg: Vec<u8>,
 }
@@ -393,6 +395,7 @@ impl Inbound {
             gro: GROTable::default(),
             vnet,
             lone: false,
+            full: false,
             cmsg: nix::cmsg_space!(i32),
         }
     }
@@ -400,19 +403,23 @@ impl Inbound {
     /// One receive on `s`: a recvmmsg into every buffer if `batch`, else a recvmsg into the
     /// first. The number of buffers filled, or `WouldBlock`.
     pub(super) fn recv(&mut self, s: &Socket, batch: bool) -> io::Result<usize> {
-        let n = if batch {
+        let (n, offered) = if batch {
             let mut bufs = self.rx.each_mut().map(|b| IoSliceMut::new(b));
-            s.state.recv((&s.sock).into(), &mut bufs, &mut self.meta)?
+            let n = s.state.recv((&s.sock).into(), &mut bufs, &mut self.meta)?;
+            (n, RX_BUFS)
         } else {
-            self.recv_one(s)?
+            (self.recv_one(s)?, 1)
         };
         self.lone = n == 1 && self.meta[0].len <= self.meta[0].stride;
+        self.full = n == offered;
         Ok(n)
     }
 
-    /// Whether the last receive brought a single datagram.
-    pub(super) fn lone(&self) -> bool {
-        self.lone
+    /// Whether the socket may hold more than the last receive took: it filled every buffer it
+    /// offered, and with more than one datagram. A receive that filled fewer found the socket
+    /// empty, and a lone datagram is an idle socket's.
+    pub(super) fn more(&self) -> bool {
+        self.full && !self.lone
     }
 
     /// A recvmsg into the first buffer: what quinn-udp's recvmmsg does for one buffer, without

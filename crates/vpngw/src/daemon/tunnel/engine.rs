@@ -650,7 +650,6 @@ impl Engine {
         let mut now = None;
         let mut batch = busy;
         for _ in 0..READS_PER_WAKE {
-            let offered = if batch { datapath::RX_BUFS } else { 1 };
             let n = match inbound.recv(s, batch) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -677,7 +676,7 @@ impl Engine {
             // wait for the next receive; a bulk batch is already up to a few hundred packets,
             // GRO-coalesced into a few writes.
             inbound.write(&self.tun);
-            if n < offered || inbound.lone() {
+            if !inbound.more() {
                 break;
             }
             batch = true;
