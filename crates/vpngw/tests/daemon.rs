@@ -1122,11 +1122,35 @@ initiate = {initiate}
 prefix = "{remote_lan}"
 connection = "peer"
 "#,
-        local.replace('.', "-"),
+        local.replace(['.', ':'], "-"),
         inside.0,
         inside.1
     );
     fs::write(dir.config(), text).unwrap();
+}
+
+#[test]
+#[ignore = "needs root and iproute2; run by scripts/test.sh"]
+fn a_tunnel_over_ipv6_carries_traffic() {
+    // IKE and ESP in UDP between IPv6 addresses: the shared and connected sockets are v6,
+    // and the engine reads each datagram's source as a v6 address.
+    let (na, nb) = ns_pair("vdt-v6-a", "vdt-v6-b", [&[], &[]]);
+    for (ns, wan) in [(&na, "fd97::1/64"), (&nb, "fd97::2/64")] {
+        ip(&["-n", &ns.0, "addr", "add", wan, "dev", "wan", "nodad"]);
+    }
+    let (da, db) = (Dir::new("v6-a"), Dir::new("v6-b"));
+    let inside = ("169.254.30.1", "169.254.30.2");
+    tunnel_config(&da, "fd97::1", "fd97::2", "10.1.0.0/24", inside, true, "");
+    let inside = ("169.254.30.2", "169.254.30.1");
+    tunnel_config(&db, "fd97::2", "fd97::1", "10.2.0.0/24", inside, false, "");
+    let b = Daemon::start(&nb, &db);
+    let a = Daemon::start(&na, &da);
+    wait_for_lan_traffic(&na, &da, &db);
+    assert!(ping(&nb, "10.1.0.1", "10.2.0.1"), "b → a");
+    for (d, sock) in [(&da, &a.socket), (&db, &b.socket)] {
+        let list = json(sock, &["conn", "list"]);
+        assert_eq!(list[0]["state"], "up", "{list:#}\n{}", d.log());
+    }
 }
 
 #[test]
