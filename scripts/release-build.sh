@@ -10,7 +10,7 @@
 # two-dimensional page walk). `cargo build --release` lays the code out by LLVM's guesses,
 # error paths beside hot ones; with the profile the hot paths are laid out together, their
 # branches the way the traffic goes, cold code apart. An idle round trip through two gateways
-# is 5-9 % shorter than with `cargo build --release` of the same source (docs/performance.md),
+# is 3-9 % shorter than with `cargo build --release` of the same source (docs/performance.md),
 # and bulk throughput is unchanged.
 #
 # 1. an instrumented build (`-Cprofile-generate`), in $TARGET/pgo-generate/<host triple>;
