@@ -1022,7 +1022,8 @@ fn cli_without_a_daemon_is_one_clear_line() {
 }
 
 /// Two namespaces joined by a veth `wan`: `a` is 10.97.0.1 with LAN 10.2.0.1, `b` is
-/// 10.97.0.2 with LAN 10.1.0.1 (LANs on loopback), plus `extra` addresses on each `wan`.
+/// 10.97.0.2 with LAN 10.1.0.1 (LANs on loopback), plus `extra` addresses on each `wan`
+/// (IPv6 ones without duplicate address detection: usable at once).
 fn ns_pair(a: &str, b: &str, extra: [&[&str]; 2]) -> (Ns, Ns) {
     let (na, nb) = (Ns::new(a), Ns::new(b));
     ip(&[
@@ -1037,7 +1038,8 @@ fn ns_pair(a: &str, b: &str, extra: [&[&str]; 2]) -> (Ns, Ns) {
     {
         ip(&["-n", &ns.0, "addr", "add", wan, "dev", "wan"]);
         for a in more {
-            ip(&["-n", &ns.0, "addr", "add", a, "dev", "wan"]);
+            let nodad = if a.contains(':') { &["nodad"][..] } else { &[] };
+            ip(&[&["-n", &ns.0, "addr", "add", a, "dev", "wan"][..], nodad].concat());
         }
         ip(&["-n", &ns.0, "addr", "add", lan, "dev", "lo"]);
         ip(&["-n", &ns.0, "link", "set", "wan", "up"]);
@@ -1134,10 +1136,7 @@ connection = "peer"
 fn a_tunnel_over_ipv6_carries_traffic() {
     // IKE and ESP in UDP between IPv6 addresses: the shared and connected sockets are v6,
     // and the engine reads each datagram's source as a v6 address.
-    let (na, nb) = ns_pair("vdt-v6-a", "vdt-v6-b", [&[], &[]]);
-    for (ns, wan) in [(&na, "fd97::1/64"), (&nb, "fd97::2/64")] {
-        ip(&["-n", &ns.0, "addr", "add", wan, "dev", "wan", "nodad"]);
-    }
+    let (na, nb) = ns_pair("vdt-v6-a", "vdt-v6-b", [&["fd97::1/64"], &["fd97::2/64"]]);
     let (da, db) = (Dir::new("v6-a"), Dir::new("v6-b"));
     let inside = ("169.254.30.1", "169.254.30.2");
     tunnel_config(&da, "fd97::1", "fd97::2", "10.1.0.0/24", inside, true, "");
