@@ -620,6 +620,8 @@ for f in sorted(glob.glob(sys.argv[1] + ".*")):
     cols[name] = {int(seq): float(ms) for seq, ms in (l.split() for l in open(f))}
 order = ["boringtun"] + [c for c in cols if c != "boringtun"]
 bt = cols["boringtun"]
+# Blocks of 100 consecutive pings: for the ratio's spread and its interval.
+blocks = [range(b, b + 100) for b in range(1, int(sys.argv[2]) + 1, 100)]
 print()
 print(f"idle RTT side by side, ms ({sys.argv[2]} pings per tunnel 20 ms apart, all tunnels up at once, one ping in flight at a time)")
 print(f"{'tunnel':<12} {'answered':>9} {'median':>8} {'p10':>7} {'p90':>7} {'/ boringtun':>12}   per 100 pings: ratio of medians, min-median-max")
@@ -631,22 +633,21 @@ for c in order:
     line = f"{c:<12} {len(v):>9} {statistics.median(v):>8.3f} {v[len(v) // 10]:>7.3f} {v[9 * len(v) // 10]:>7.3f}"
     if c != "boringtun" and bt:
         q = statistics.median(v) / statistics.median(bt.values())
-        blocks = []
-        for b in range(1, int(sys.argv[2]) + 1, 100):
-            x = [cols[c][k] for k in range(b, b + 100) if k in cols[c]]
-            y = [bt[k] for k in range(b, b + 100) if k in bt]
+        qs = []
+        for blk in blocks:
+            x = [cols[c][k] for k in blk if k in cols[c]]
+            y = [bt[k] for k in blk if k in bt]
             if len(x) > 50 and len(y) > 50:
-                blocks.append(statistics.median(x) / statistics.median(y))
-        blocks.sort()
-        spread = f"{blocks[0]:.2f}-{statistics.median(blocks):.2f}-{blocks[-1]:.2f} ({len(blocks)} blocks)" if blocks else "-"
+                qs.append(statistics.median(x) / statistics.median(y))
+        qs.sort()
+        spread = f"{qs[0]:.2f}-{statistics.median(qs):.2f}-{qs[-1]:.2f} ({len(qs)} blocks)" if qs else "-"
         line += f" {q:>11.2f}x   {spread}"
     print(line)
 print()
-# How far the ratio could be from the machine's moments alone: a bootstrap over the blocks of
-# 100 pings (consecutive pings share the machine's state, so they are resampled together),
-# the same blocks for both tunnels (they were pinged in the same 20 ms slots).
+# How far the ratio could be from the machine's moments alone: a bootstrap over the blocks
+# (consecutive pings share the machine's state, so they are resampled together), the same
+# blocks for both tunnels (they were pinged in the same 20 ms slots).
 def interval(c, n=2000):
-    blocks = [range(b, b + 100) for b in range(1, int(sys.argv[2]) + 1, 100)]
     rng, qs = random.Random(1), []
     for _ in range(n):
         pick = [rng.choice(blocks) for _ in blocks]
