@@ -667,7 +667,8 @@ for c in order[1:]:
             verdict = "not met: over 1.00, but not told apart from boringtun's"
         else:
             verdict = "not met"
-        print(f"RTT floor, side by side: {c}/boringtun = {q:.2f}x, 95 % interval {lo:.2f}-{hi:.2f} ({verdict})")
+        # Three decimals: a ratio of 1.004 is over 1.00 and must not print as 1.00.
+        print(f"RTT floor, side by side: {c}/boringtun = {q:.3f}x, 95 % interval {lo:.3f}-{hi:.3f} ({verdict})")
 EOF
 fi
 
