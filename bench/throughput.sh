@@ -36,7 +36,7 @@
 # tracepoints during a few seconds of them splits each hop further (bench/rtt_trace.py): the
 # wake-up (the machine's), then the read, the lookup and seal, the send (the gateway's).
 #
-# Usage:  bash bench/throughput.sh                # ~8 min after the release build (~11 min)
+# Usage:  bash bench/throughput.sh                # ~8 min after the release build (~15 min)
 #         QUICK=1 bash bench/throughput.sh        # DUR=3 RUNS=1, no side-by-side pings
 #         VPNGW_BUILD=plain bash bench/throughput.sh      # cargo build --release, no profile
 #         IMPLS="plain vpngw" bash bench/throughput.sh
@@ -74,8 +74,8 @@ DUR=${DUR:-10}; RUNS=${RUNS:-2}
 IMPLS=${IMPLS-"plain strongswan boringtun vpngw"}
 [ "$IMPLS" = none ] && IMPLS=""
 # The side-by-side pings decide the RTT floor (a row's pings, minutes from the others', swing
-# 0.8-1.4x): a run with rows of both boringtun and vpngw ends with them, unless QUICK (the PGO
-# build's training is a QUICK run).
+# 0.8-1.4x): a run with rows of both boringtun and vpngw ends with them, unless QUICK (the
+# release build's trainings, PGO's and BOLT's, are QUICK runs).
 if [ -z "${RTT_PAIRED:-}" ]; then
   RTT_PAIRED=0
   [ "${QUICK:-0}" != 1 ] && [[ " $IMPLS " == *" boringtun "* && " $IMPLS " == *" vpngw "* ]] && RTT_PAIRED=3000
@@ -135,7 +135,7 @@ if need vpngw && [ -z "$VPNGW" ]; then
     pgo)
       # What the project ships (README, packaging/): its training runs this script with
       # VPNGW set, in namespaces of its own.
-      note "building vpngw: the release build, profile-guided (scripts/release-build.sh, ~11 min; VPNGW_BUILD=plain skips the profile)"
+      note "building vpngw: the release build, profile-guided (scripts/release-build.sh: PGO, then BOLT, ~15 min; VPNGW_BUILD=plain skips both)"
       NSP="${NSP:0:11}p" bash scripts/release-build.sh >"$W/build.log" 2>&1 || { tail -30 "$W/build.log"; exit 2; }
       VPNGW=$(tail -1 "$W/build.log")
       ;;
